@@ -1,0 +1,3 @@
+from dvc_multiremote.cli import main
+
+raise SystemExit(main())
