@@ -1,0 +1,125 @@
+"""Turn what a remote answered (a status, an exception) into an honest error class."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ssl
+from dataclasses import dataclass
+from typing import Literal
+
+State = Literal["ok", "missing", "auth", "cap-exceeded", "unreachable", "error"]
+
+CAP_MARKER = "cap exceeded"
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a request failed: the state it puts its remote in, and whether to retry it."""
+
+    state: State
+    detail: str
+    transient: bool = False
+    retry_after: float | None = None
+
+
+def classify_status(
+    status: int,
+    code: str | None = None,
+    message: str | None = None,
+    *,
+    retry_after: float | None = None,
+) -> Failure | None:
+    """Classify an HTTP status (with S3 error code and message when there is a body).
+
+    Returns None for 404: the object is simply not there.
+    """
+    text = " ".join(part for part in (code, message) if part) or f"HTTP {status}"
+    if status == 404:
+        return None
+    if status == 403 and message and CAP_MARKER in message.lower():
+        return Failure("cap-exceeded", f"HTTP 403: {message}")
+    if status in (401, 403):
+        return Failure("auth", f"credentials refused (HTTP {status}: {text})")
+    if status in TRANSIENT_STATUSES or code == "SlowDown":
+        return Failure("error", f"HTTP {status}: {text}", transient=True, retry_after=retry_after)
+    return Failure("error", f"unexpected HTTP {status}: {text}")
+
+
+def classify_exception(exc: BaseException) -> Failure:
+    """Classify an exception raised by DVC, fsspec, s3fs, botocore or aiohttp."""
+    from botocore.exceptions import (
+        ClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+    from botocore.exceptions import (
+        ConnectionError as BotoConnectionError,
+    )
+
+    chain = _chain(exc)
+    for err in chain:
+        if isinstance(err, ClientError):
+            error = err.response.get("Error", {})
+            status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            failure = classify_status(
+                status or _status_from_code(str(error.get("Code", ""))),
+                str(error.get("Code") or "") or None,
+                str(error.get("Message") or "") or None,
+            )
+            return failure or Failure("missing", "not found (HTTP 404)")
+        if isinstance(err, NoCredentialsError | PartialCredentialsError):
+            return Failure("auth", f"no usable credentials: {err}")
+        if isinstance(err, ssl.SSLError):
+            return Failure("unreachable", f"TLS failed: {err}")
+        if isinstance(err, BotoConnectionError):
+            return Failure("unreachable", f"cannot connect: {_short(err)}")
+    for err in chain:
+        if isinstance(err, asyncio.TimeoutError | TimeoutError):
+            return Failure("unreachable", "no answer in time")
+        if _is_aiohttp_connection_error(err):
+            return Failure("unreachable", f"cannot connect: {_short(err)}")
+        if isinstance(err, ConnectionError):
+            return Failure("unreachable", f"connection failed: {_short(err)}")
+        if isinstance(err, FileNotFoundError):
+            return Failure("unreachable", f"not found: {_short(err)}")
+        if isinstance(err, PermissionError):
+            return Failure("auth", f"permission denied: {_short(err)}")
+        if isinstance(err, NotADirectoryError):
+            return Failure("unreachable", f"not a directory: {_short(err)}")
+        if isinstance(err, OSError) and err.errno in (
+            errno.ECONNREFUSED,
+            errno.EHOSTUNREACH,
+            errno.ENETUNREACH,
+        ):
+            return Failure("unreachable", f"cannot connect: {_short(err)}")
+    return Failure("error", f"{type(exc).__name__}: {_short(exc)}")
+
+
+def _status_from_code(code: str) -> int:
+    return {"AccessDenied": 403, "NoSuchKey": 404, "NoSuchBucket": 404, "SlowDown": 503}.get(
+        code, 0
+    )
+
+
+def _is_aiohttp_connection_error(err: BaseException) -> bool:
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover - aiohttp always comes with dvc-http
+        return False
+    return isinstance(err, aiohttp.ClientConnectionError | aiohttp.ServerTimeoutError)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _short(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

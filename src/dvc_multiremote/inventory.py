@@ -1,0 +1,203 @@
+"""What a DVC project references: outputs per scope, and the objects behind them."""
+
+from __future__ import annotations
+
+import posixpath
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dvc_multiremote.errors import UsageError
+
+if TYPE_CHECKING:
+    from dvc.output import Output
+    from dvc.repo import Repo
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """One object as remotes store it: DVC 3 (``files/md5/``) or legacy DVC 2 layout."""
+
+    md5: str
+    legacy: bool = False
+
+    @property
+    def is_dir(self) -> bool:
+        return self.md5.endswith(".dir")
+
+
+@dataclass
+class OutputRef:
+    """One DVC output (a ``.dvc`` file's or a ``dvc.lock`` stage's) at some revision."""
+
+    path: str
+    dvc_file: str
+    md5: str
+    legacy: bool
+    is_dir: bool
+    size: int | None
+    nfiles: int | None
+    line: int | None = None
+
+    @property
+    def obj(self) -> ObjectRef:
+        return ObjectRef(self.md5, self.legacy)
+
+
+@dataclass
+class DirEntry:
+    relpath: str
+    obj: ObjectRef
+
+
+@dataclass
+class Inventory:
+    """Outputs in scope, their directory contents, and every object they need."""
+
+    outputs: list[OutputRef]
+    contents: dict[ObjectRef, list[DirEntry] | None] = field(default_factory=dict)
+    excluded: set[ObjectRef] = field(default_factory=set)
+
+    def objects(self) -> dict[ObjectRef, str]:
+        """Every object in scope with a path a person recognises (first referencing output)."""
+        found: dict[ObjectRef, str] = {}
+        for out in self.outputs:
+            found.setdefault(out.obj, out.path)
+            for entry in self.contents.get(out.obj) or []:
+                found.setdefault(entry.obj, posixpath.join(out.path, entry.relpath))
+        for obj in self.excluded:
+            found.pop(obj, None)
+        return found
+
+
+def resolve_rev(repo: Repo, rev: str, option: str) -> str:
+    """The commit SHA a revision names, or a usage error naming the option."""
+    from scmrepo.exceptions import RevError
+
+    try:
+        return str(repo.scm.resolve_rev(rev))
+    except RevError:
+        raise UsageError(
+            f"{option} names {rev!r}, which is not a commit in this repository."
+        ) from None
+
+
+def merge_base(repo: Repo, base: str, head: str) -> str:
+    """``git merge-base`` of two commits."""
+    done = subprocess.run(
+        ["git", "merge-base", base, head],
+        cwd=repo.root_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise UsageError(
+            f"--range {base}..{head} has no merge-base; the two commits share no history."
+        )
+    return done.stdout.strip()
+
+
+def collect_outputs(repo: Repo, targets: list[str], *, strict: bool = True) -> list[OutputRef]:
+    """Cached outputs of ``targets`` (all when empty) in the revision ``repo`` is switched to."""
+    from dvc.exceptions import DvcException
+
+    def onerror(target: str, exc: Exception) -> None:
+        if strict:
+            raise UsageError(
+                f"Target {target!r} is not a .dvc file, output or stage: {exc}"
+            ) from None
+
+    try:
+        view = repo.index.targets_view(targets or None, onerror=onerror)
+        outs = list(view.outs)
+    except DvcException as exc:
+        raise UsageError(
+            f"DVC could not read the project's .dvc files and dvc.lock: {exc}"
+        ) from None
+    found: list[OutputRef] = []
+    texts: dict[str, str] = {}
+    for out in outs:
+        ref = _output_ref(repo, out, texts)
+        if ref is not None:
+            found.append(ref)
+    return found
+
+
+def _output_ref(repo: Repo, out: Output, texts: dict[str, str]) -> OutputRef | None:
+    if not out.use_cache or not out.hash_info or not out.hash_info.value:
+        return None
+    fs = repo.fs
+    stage_path = out.stage.path
+    if not stage_path.endswith(".dvc"):
+        stage_path = fs.join(fs.dirname(stage_path), "dvc.lock")
+    dvc_file = fs.relpath(stage_path, repo.root_dir)
+    md5 = str(out.hash_info.value)
+    return OutputRef(
+        path=out.fs.relpath(out.fs_path, repo.root_dir).replace("\\", "/"),
+        dvc_file=dvc_file.replace("\\", "/"),
+        md5=md5,
+        legacy=out.hash_info.name == "md5-dos2unix",
+        is_dir=md5.endswith(".dir"),
+        size=out.meta.size if out.meta else None,
+        nfiles=out.meta.nfiles if out.meta else None,
+        line=_line_of(fs, stage_path, md5, texts),
+    )
+
+
+def _line_of(fs: Any, path: str, needle: str, texts: dict[str, str]) -> int | None:
+    if path not in texts:
+        try:
+            texts[path] = fs.read_text(path)
+        except OSError:
+            texts[path] = ""
+    for number, line in enumerate(texts[path].splitlines(), start=1):
+        if needle in line:
+            return number
+    return None
+
+
+def outputs_at(
+    repo: Repo, revs: Iterable[str | None], targets: list[str], *, strict: bool
+) -> list[OutputRef]:
+    """Outputs at each revision (``None`` is the working tree), without repeats."""
+    seen: dict[tuple[str, str, bool], OutputRef] = {}
+    for rev in revs:
+        if rev is None:
+            outs = collect_outputs(repo, targets, strict=strict)
+        else:
+            outs = []
+            for _ in repo.brancher(revs=[rev], workspace=False):
+                outs = collect_outputs(repo, targets, strict=strict)
+        for out in outs:
+            seen.setdefault((out.path, out.md5, out.legacy), out)
+    return list(seen.values())
+
+
+def all_commit_outputs(repo: Repo, targets: list[str]) -> list[OutputRef]:
+    """Outputs referenced by any commit of any branch or tag, and by the working tree."""
+    seen: dict[tuple[str, str, bool], OutputRef] = {}
+    for _ in repo.brancher(all_branches=True, all_tags=True, all_commits=True, workspace=True):
+        for out in collect_outputs(repo, targets, strict=False):
+            seen.setdefault((out.path, out.md5, out.legacy), out)
+    return list(seen.values())
+
+
+ManifestLoader = Callable[[ObjectRef], list[DirEntry] | None]
+
+
+def expand(inventory: Inventory, load: ManifestLoader) -> None:
+    """Fill in every directory output's files from its ``.dir`` manifest (None if no one has it)."""
+    for out in inventory.outputs:
+        if out.is_dir and out.obj not in inventory.contents:
+            inventory.contents[out.obj] = load(out.obj)
+
+
+def entries_from_manifest(tree: Any, legacy: bool) -> list[DirEntry]:
+    """Turn a loaded ``dvc_data`` Tree into our entries."""
+    return [
+        DirEntry(posixpath.join(*parts), ObjectRef(str(hash_info.value), legacy))
+        for parts, _meta, hash_info in tree
+        if hash_info is not None and hash_info.value
+    ]

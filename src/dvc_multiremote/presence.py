@@ -1,0 +1,384 @@
+"""What each remote holds: one probe, then a listing (S3, local) or a HEAD per object (HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dvc_multiremote.classify import Failure, State, classify_exception, classify_status
+from dvc_multiremote.inventory import DirEntry, ObjectRef, entries_from_manifest
+from dvc_multiremote.remotes import RemoteSpec
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PROBE_TIMEOUT = 8.0
+CONNECT_TIMEOUT = 5.0
+REQUEST_TIMEOUT = 30.0
+MAX_ATTEMPTS = 3
+MAX_RETRY_AFTER = 10.0
+_PROBE_OID = "00" + "0" * 30
+
+
+class RemoteFailed(Exception):
+    """The remote stopped answering usefully; its status already says why."""
+
+
+@dataclass
+class RemoteStatus:
+    """What we learnt about one remote during a run."""
+
+    spec: RemoteSpec
+    state: State = "ok"
+    message: str = ""
+    present: dict[ObjectRef, int | None] | None = None
+    requests: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def usable(self) -> bool:
+        return self.state in ("ok", "missing")
+
+    def fail(self, failure: Failure) -> None:
+        if self.usable:
+            self.state = failure.state
+            self.message = failure.detail
+
+
+class Remote:
+    """One opened remote: DVC's filesystem and object layout, plus our probing on top."""
+
+    def __init__(self, repo: Repo, spec: RemoteSpec, *, refused_read_is_cap: bool = False) -> None:
+        self.spec = spec
+        self.refused_read_is_cap = refused_read_is_cap
+        self.status = RemoteStatus(spec)
+        dvc_remote = repo.cloud.get_remote(spec.name)
+        self.odb = dvc_remote.odb
+        self.legacy_odb = dvc_remote.legacy_odb
+        self.fs = self.odb.fs
+
+    # --- layout -------------------------------------------------------------
+    def odb_for(self, obj: ObjectRef) -> Any:
+        return self.legacy_odb if obj.legacy else self.odb
+
+    def path_of(self, obj: ObjectRef) -> str:
+        return str(self.odb_for(obj).oid_to_path(obj.md5))
+
+    # --- the three things a backend answers ---------------------------------
+    def probe(self) -> None:
+        raise NotImplementedError
+
+    def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
+        raise NotImplementedError
+
+    def load_manifest(self, obj: ObjectRef) -> list[DirEntry] | None:
+        """A directory's entries from this remote, or None if it does not have the manifest."""
+        from dvc_data.hashfile.hash_info import HashInfo
+        from dvc_data.hashfile.tree import Tree
+
+        if not self.status.usable:
+            return None
+        self.status.requests["GET"] += 1
+        try:
+            tree = Tree.load(self.odb_for(obj), HashInfo("md5", obj.md5))
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - classified, then the next source is tried
+            failure = classify_exception(exc)
+            if failure.state in ("missing", "error"):
+                log.debug(
+                    "manifest %s unreadable on %s: %s", obj.md5, self.spec.name, failure.detail
+                )
+                return None
+            self.status.fail(failure)
+            return None
+        return entries_from_manifest(tree, obj.legacy)
+
+    # --- helpers ------------------------------------------------------------
+    def _connect_or_fail(self) -> bool:
+        """A plain TCP connect first: a dead endpoint is named in milliseconds, not after retries."""
+        target = self.spec.endpoint if self.spec.kind == "s3" else self.spec.url
+        netloc = self.spec.netloc
+        if not target or netloc is None:
+            return True
+        host, port = netloc
+        port = port or (443 if target.lower().startswith("https") else 80)
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+        except OSError as exc:
+            reason = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+            self.status.fail(Failure("unreachable", f"cannot connect to {host}:{port}: {reason}"))
+            return False
+        return True
+
+    def _run(self, factory: Callable[[], Awaitable[T]], timeout: float | None) -> T:
+        """Run a coroutine on the filesystem's event loop, bounded by ``timeout``."""
+        from fsspec.asyn import sync
+
+        async def bounded() -> T:
+            return await asyncio.wait_for(factory(), timeout)
+
+        return sync(self.fs.fs.loop, bounded)
+
+
+class S3Remote(Remote):
+    """S3 (and B2's S3 API): one paginated listing of the objects prefix."""
+
+    def _bucket_key(self, path: str) -> tuple[str, str]:
+        bucket, _, key = path.partition("/")
+        return bucket, key
+
+    async def _call(self, method: str, kind: str, **kwargs: Any) -> Any:
+        self.status.requests[kind] += 1
+        return await self.fs.fs._call_s3(method, **kwargs)
+
+    def probe(self) -> None:
+        bucket, key = self._bucket_key(self.odb.path)
+        probe_key = self._bucket_key(self.odb.oid_to_path(_PROBE_OID))[1]
+
+        async def go() -> None:
+            from botocore.exceptions import ClientError
+
+            # The client itself, not s3fs's wrapper: a probe must not sit in five rounds of retries.
+            client = await self.fs.fs.get_s3(bucket)
+            self.status.requests["LIST"] += 1
+            await client.list_objects_v2(Bucket=bucket, Prefix=key + "/", MaxKeys=1)
+            self.status.requests["GET"] += 1
+            try:
+                response = await client.get_object(Bucket=bucket, Key=probe_key)
+                response["Body"].close()
+            except ClientError as exc:
+                failure = classify_exception(exc)
+                if failure.state == "missing":
+                    return
+                if failure.state == "auth" and self.refused_read_is_cap:
+                    # LIST works but reading is refused: B2 refuses reads once a cap is hit.
+                    raise _Capped(failure.detail) from exc
+                raise
+
+        if not self._connect_or_fail():
+            return
+        try:
+            self._run(go, PROBE_TIMEOUT)
+        except _Capped as exc:
+            self.status.fail(
+                Failure("cap-exceeded", f"listing works but downloads are refused ({exc})")
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure is classified
+            self.status.fail(classify_exception(exc))
+
+    def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
+        wanted = set(objects)
+        legacy = any(obj.legacy for obj in wanted)
+        root = self.legacy_odb.path if legacy else self.odb.path
+        bucket, prefix = self._bucket_key(root)
+        present: dict[ObjectRef, int | None] = {}
+
+        async def go() -> None:
+            token: str | None = None
+            while True:
+                kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix.rstrip("/") + "/"}
+                if token:
+                    kwargs["ContinuationToken"] = token
+                page = await self._call("list_objects_v2", "LIST", **kwargs)
+                for item in page.get("Contents", []):
+                    obj = self._object_of(bucket + "/" + item["Key"])
+                    if obj is not None and obj in wanted:
+                        present[obj] = int(item.get("Size", 0))
+                if not page.get("IsTruncated"):
+                    return
+                token = page.get("NextContinuationToken")
+
+        try:
+            self._run(go, None)
+        except Exception as exc:  # noqa: BLE001
+            self.status.fail(classify_exception(exc))
+            return
+        self.status.present = present
+
+    def _object_of(self, path: str) -> ObjectRef | None:
+        for odb, legacy in ((self.odb, False), (self.legacy_odb, True)):
+            root = odb.path.rstrip("/") + "/"
+            if path.startswith(root):
+                rest = path[len(root) :]
+                head, _, tail = rest.partition("/")
+                if len(head) == 2 and tail and "/" not in tail:
+                    return ObjectRef(head + tail, legacy)
+        return None
+
+
+class _Capped(Exception):
+    pass
+
+
+class HttpRemote(Remote):
+    """DagsHub-style DVC HTTP remote: it cannot list, so one HEAD per object."""
+
+    def _head_status(
+        self, session: Any, url: str
+    ) -> Awaitable[tuple[int, int | None, float | None]]:
+        import aiohttp
+        from aiohttp_retry import ExponentialRetry
+
+        async def go() -> tuple[int, int | None, float | None]:
+            self.status.requests["HEAD"] += 1
+            async with session.head(
+                url,
+                retry_options=ExponentialRetry(attempts=1),
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+                allow_redirects=True,
+            ) as resp:
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                return resp.status, resp.content_length, retry_after
+
+        return go()
+
+    async def _head(self, session: Any, obj: ObjectRef) -> tuple[bool, int | None]:
+        """Whether the object is there (and its size); raises RemoteFailed on a remote failure."""
+        url = self.path_of(obj)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                status, size, retry_after = await self._head_status(session, url)
+            except Exception as exc:  # noqa: BLE001
+                failure = classify_exception(exc)
+                failure = Failure(failure.state, failure.detail, transient=failure.state == "error")
+            else:
+                if 200 <= status < 300:
+                    return True, size
+                found = classify_status(status, retry_after=retry_after)
+                if found is None:
+                    return False, None
+                failure = found
+            if not failure.transient or attempt == MAX_ATTEMPTS:
+                self.status.fail(failure)
+                raise RemoteFailed(failure.detail)
+            await asyncio.sleep(_backoff(attempt, failure.retry_after))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def probe(self) -> None:
+        async def go() -> None:
+            session = await self.fs.fs.set_session()
+            await self._head(session, ObjectRef(_PROBE_OID))
+
+        if not self._connect_or_fail():
+            return
+        try:
+            self._run(go, PROBE_TIMEOUT)
+        except RemoteFailed:
+            pass
+        except Exception as exc:  # noqa: BLE001
+            self.status.fail(classify_exception(exc))
+
+    def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
+        present: dict[ObjectRef, int | None] = {}
+
+        async def go() -> None:
+            session = await self.fs.fs.set_session()
+
+            async def one(obj: ObjectRef) -> None:
+                there, size = await self._head(session, obj)
+                if there:
+                    present[obj] = size
+
+            await bounded_gather(objects, one, jobs)
+
+        try:
+            self._run(go, None)
+        except RemoteFailed:
+            return
+        except Exception as exc:  # noqa: BLE001
+            self.status.fail(classify_exception(exc))
+            return
+        self.status.present = present
+
+
+class ListingRemote(Remote):
+    """Local directories and any other filesystem DVC can list."""
+
+    def probe(self) -> None:
+        try:
+            if not self.fs.isdir(self.odb.path) and not self.fs.isdir(self.legacy_odb.path):
+                if not self.fs.exists(self.legacy_odb.path):
+                    raise FileNotFoundError(f"{self.legacy_odb.path} does not exist")
+                raise NotADirectoryError(f"{self.legacy_odb.path} is not a directory")
+            self.fs.ls(self.legacy_odb.path)
+        except Exception as exc:  # noqa: BLE001
+            self.status.fail(classify_exception(exc))
+
+    def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
+        wanted = set(objects)
+        present: dict[ObjectRef, int | None] = {}
+        roots = [(self.odb, False)]
+        if any(obj.legacy for obj in wanted):
+            roots.append((self.legacy_odb, True))
+        try:
+            for odb, legacy in roots:
+                if not self.fs.isdir(odb.path):
+                    continue
+                self.status.requests["LIST"] += 1
+                for path in self.fs.find(odb.path):
+                    rel = self.fs.relpath(path, odb.path).replace("\\", "/")
+                    head, _, tail = rel.partition("/")
+                    obj = ObjectRef(head + tail, legacy)
+                    if len(head) == 2 and obj in wanted:
+                        present[obj] = self._size(path)
+        except Exception as exc:  # noqa: BLE001
+            self.status.fail(classify_exception(exc))
+            return
+        self.status.present = present
+
+    def _size(self, path: str) -> int | None:
+        # A stat is free on a local disk; elsewhere it would be one more request per object.
+        if self.fs.protocol != "local":
+            return None
+        return int(self.fs.size(path) or 0)
+
+
+def open_remote(repo: Repo, spec: RemoteSpec, *, refused_read_is_cap: bool = False) -> Remote:
+    """The right backend for a remote's kind."""
+    if spec.kind == "s3":
+        return S3Remote(repo, spec, refused_read_is_cap=refused_read_is_cap)
+    if spec.kind == "http":
+        return HttpRemote(repo, spec)
+    return ListingRemote(repo, spec)
+
+
+async def bounded_gather(
+    items: Iterable[T], work: Callable[[T], Awaitable[None]], jobs: int
+) -> None:
+    """Run ``work`` on every item with at most ``jobs`` at once; the first error stops the rest."""
+    iterator = iter(items)
+
+    async def worker() -> None:
+        for item in iterator:
+            await work(item)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, jobs))]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return min(float(value), MAX_RETRY_AFTER)
+    except ValueError:
+        return None
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return retry_after
+    return min(0.2 * 2 ** (attempt - 1), 5.0) * (0.5 + random.random())  # noqa: S311 - jitter

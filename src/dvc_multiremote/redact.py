@@ -1,0 +1,32 @@
+"""Remove secret values from anything we print or write."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from dvc_multiremote.settings import Credentials
+
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """Replaces every known secret value with ``***``."""
+
+    secrets: tuple[str, ...] = ()
+
+    @classmethod
+    def from_credentials(cls, creds: Credentials | None) -> Redactor:
+        values = creds.secret_values() if creds is not None else []
+        # Longest first, so a secret that contains another is masked whole.
+        return cls(tuple(sorted({v for v in values if len(v) >= 3}, key=len, reverse=True)))
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def json(self, data: Any) -> str:
+        return self(json.dumps(data, indent=2)) + "\n"

@@ -1,0 +1,85 @@
+"""The typed result every command returns; JSON, Markdown and the console are rendered from it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dvc_multiremote.errors import ExitCode
+
+
+@dataclass
+class RemoteReport:
+    name: str
+    url: str
+    state: str
+    message: str = ""
+    objects_present: int | None = None
+    objects_missing: int | None = None
+    bytes_missing: int | None = None
+    requests: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class OutputReport:
+    path: str
+    dvc_file: str
+    md5: str
+    is_dir: bool
+    files: int | None
+    missing: dict[str, int] = field(default_factory=dict)
+    manifest_missing: list[str] = field(default_factory=list)
+    line: int | None = None
+    reason: str | None = None
+    fixes: list[str] = field(default_factory=list)
+
+    def describe_gap(self, remote: str) -> str:
+        """``300 of 1,000 files and the .dir manifest`` — what ``remote`` lacks of this output."""
+        count = self.missing.get(remote, 0)
+        if not self.is_dir:
+            return "the file" if count else "nothing"
+        manifest = remote in self.manifest_missing
+        files = count - (1 if manifest else 0)
+        parts = [f"{files:,} of {self.files:,} files"] if files or not manifest else []
+        if manifest:
+            parts.append("the .dir manifest")
+        return " and ".join(parts)
+
+
+@dataclass
+class MissingObject:
+    md5: str
+    path: str
+    size: int | None
+    missing_on: list[str]
+
+
+@dataclass
+class Report:
+    command: str
+    exit_code: int
+    scope: str
+    remotes: list[RemoteReport]
+    outputs: list[OutputReport]
+    missing: list[MissingObject]
+    totals: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+    revisions: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == ExitCode.OK
+
+    @property
+    def outputs_with_gaps(self) -> list[OutputReport]:
+        return [out for out in self.outputs if out.missing or out.reason]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {"command": self.command, "ok": self.ok, **data}
+
+    def write_json(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,189 @@
+"""A real git + DVC project for scenarios, and a way to run our CLI on it as a user would."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+GIT = [
+    "git",
+    "-c",
+    "user.name=test",
+    "-c",
+    "user.email=test@example.com",
+    "-c",
+    "init.defaultBranch=main",
+]
+
+
+@dataclass
+class Run:
+    """One finished run of ``dvc-multiremote``."""
+
+    code: int
+    stdout: str
+    stderr: str
+    report: dict[str, Any] | None
+    markdown: str | None
+
+    def remote(self, name: str) -> dict[str, Any]:
+        assert self.report is not None, self.stderr
+        return next(r for r in self.report["remotes"] if r["name"] == name)
+
+    def missing_paths(self, remote: str) -> set[str]:
+        assert self.report is not None, self.stderr
+        return {m["path"] for m in self.report["missing"] if remote in m["missing_on"]}
+
+    @property
+    def everything(self) -> str:
+        return "\n".join([self.stdout, self.stderr, json.dumps(self.report), self.markdown or ""])
+
+
+class Project:
+    """A git repository with DVC initialised, sample data and remotes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def create(cls, root: Path) -> Project:
+        from dvc.repo import Repo
+
+        root.mkdir(parents=True, exist_ok=True)
+        subprocess.run([*GIT, "init", "-q"], cwd=root, check=True)
+        Repo.init(str(root)).close()
+        project = cls(root)
+        project.commit("Initialise DVC")
+        return project
+
+    # --- data ------------------------------------------------------------------------------
+    def write_dir(
+        self, rel: str, files: int, *, seed: int = 1, size: tuple[int, int] = (100, 2000)
+    ) -> None:
+        rng = random.Random(seed)
+        folder = self.root / rel
+        folder.mkdir(parents=True, exist_ok=True)
+        for number in range(files):
+            (folder / f"f{number:04d}.bin").write_bytes(rng.randbytes(rng.randint(*size)))
+
+    def write_file(self, rel: str, size: int, *, seed: int = 2) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(random.Random(seed).randbytes(size))
+
+    def dvc_add(self, *rels: str) -> None:
+        from dvc.repo import Repo
+
+        with Repo(str(self.root)) as repo:
+            repo.add([str(self.root / rel) for rel in rels])
+
+    def commit(self, message: str) -> str:
+        subprocess.run([*GIT, "add", "-A"], cwd=self.root, check=True)
+        subprocess.run(
+            [*GIT, "commit", "-q", "--allow-empty", "-m", message], cwd=self.root, check=True
+        )
+        return self.git("rev-parse", "HEAD")
+
+    def git(self, *args: str) -> str:
+        done = subprocess.run(
+            [*GIT, *args], cwd=self.root, check=True, capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    # --- remotes ---------------------------------------------------------------------------
+    def add_remote(self, name: str, url: str, *, default: bool = False, **options: str) -> None:
+        from dvc.config import Config
+
+        config = Config(dvc_dir=str(self.root / ".dvc"))
+        with config.edit("repo") as conf:
+            conf["remote"][name] = {"url": url, **options}
+            if default:
+                conf["core"]["remote"] = name
+
+    def objects(self, *dvc_files: str) -> dict[str, str]:
+        """``relative object path`` (``files/md5/ab/cd...``) -> workspace path, for the outputs."""
+        found: dict[str, str] = {}
+        for dvc_file in dvc_files:
+            text = (self.root / dvc_file).read_text()
+            md5 = text.split("md5: ", 1)[1].split()[0]
+            out_path = (
+                str(Path(dvc_file).with_suffix("")) if dvc_file.endswith(".dvc") else dvc_file
+            )
+            found[_obj_path(md5)] = out_path
+            if md5.endswith(".dir"):
+                for entry in json.loads(self.cache_path(md5).read_text()):
+                    found[_obj_path(entry["md5"])] = f"{out_path}/{entry['relpath']}"
+        return found
+
+    def cache_path(self, md5: str) -> Path:
+        return self.root / ".dvc" / "cache" / _obj_path(md5)
+
+    def seed_dir(self, remote_root: Path, *dvc_files: str) -> None:
+        """Put the outputs' objects where a DVC remote at ``remote_root`` keeps them."""
+        for rel in self.objects(*dvc_files):
+            target = remote_root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.root / ".dvc" / "cache" / rel, target)
+
+    def seed_s3(self, client: Any, bucket: str, prefix: str, *dvc_files: str) -> None:
+        for rel in self.objects(*dvc_files):
+            body = (self.root / ".dvc" / "cache" / rel).read_bytes()
+            client.put_object(Bucket=bucket, Key=f"{prefix}/{rel}".lstrip("/"), Body=body)
+
+    # --- our CLI -----------------------------------------------------------------------------
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+        """Run ``dvc-multiremote`` in a subprocess, as a user or a workflow would."""
+        out_dir = self.root.parent / f"out-{os.getpid()}-{random.random():.6f}"
+        out_dir.mkdir()
+        json_path, md_path = out_dir / "report.json", out_dir / "report.md"
+        command = [sys.executable, "-m", "dvc_multiremote", *args]
+        if args and args[0] not in ("--help", "--version"):
+            command += ["--json", str(json_path), "--markdown", str(md_path)]
+        done = subprocess.run(
+            command,
+            cwd=self.root,
+            env=cli_env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        report = json.loads(json_path.read_text()) if json_path.exists() else None
+        markdown = md_path.read_text() if md_path.exists() else None
+        shutil.rmtree(out_dir)
+        return Run(done.returncode, done.stdout, done.stderr, report, markdown)
+
+    def files_containing(self, needles: list[str]) -> list[str]:
+        """Files under the project whose bytes contain any of ``needles``."""
+        hits = []
+        for path in self.root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                data = path.read_bytes()
+                if any(needle.encode() in data for needle in needles):
+                    hits.append(str(path.relative_to(self.root)))
+        return hits
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DAGSHUB_", "B2_", "DVC_REMOTE_"))
+    }
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def _obj_path(md5: str) -> str:
+    return f"files/md5/{md5[:2]}/{md5[2:]}"
+
+
+def md5_of(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()

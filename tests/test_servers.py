@@ -1,0 +1,277 @@
+"""The loopback test servers are faithful enough: the real DVC CLI and boto3 work against them."""
+
+from __future__ import annotations
+
+import http.client
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from servers import DagsHubRemoteServer, Fault, FaultProxy, MotoS3, s3_client
+from servers.dagshub import REPO_PATH
+from servers.faults import B2_CAP_MESSAGE, classify
+
+MakeProxy = Callable[[str], FaultProxy]
+DATA_FILES = 20
+OBJECTS = DATA_FILES + 2  # the data files, the directory's .dir manifest, and big.bin
+
+
+def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command in ``cwd`` with a time bound; fail with its output if ``check``."""
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run(cwd, sys.executable, "-m", "dvc", *args, check=check)
+
+
+def git_commit(cwd: Path, message: str) -> None:
+    run(cwd, "git", "add", "-A")
+    run(cwd, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message)
+
+
+@pytest.fixture(scope="module")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git + DVC repo with ``data/`` (20 small files) and ``big.bin`` tracked by DVC."""
+    repo = tmp_path_factory.mktemp("template") / "repo"
+    repo.mkdir()
+    run(repo, "git", "init", "-q")
+    dvc(repo, "init", "-q")
+    data = repo / "data"
+    data.mkdir()
+    for i in range(DATA_FILES):
+        (data / f"f{i:02}.txt").write_text(f"file {i}\n" * (i + 1))
+    (repo / "big.bin").write_bytes(bytes(range(256)) * 1024)
+    dvc(repo, "add", "-q", "data", "big.bin")
+    git_commit(repo, "data")
+    return repo
+
+
+@pytest.fixture
+def repo(template_repo: Path, tmp_path: Path) -> Path:
+    """A private copy of the template repo, DVC cache included."""
+    return Path(shutil.copytree(template_repo, tmp_path / "repo", symlinks=True))
+
+
+def clone_without_cache(repo: Path, dest: Path) -> Path:
+    run(repo.parent, "git", "clone", "-q", str(repo), str(dest))
+    assert not (dest / "data").exists()
+    return dest
+
+
+def add_remote(repo: Path, name: str, url: str, local: dict[str, str] | None = None) -> None:
+    """Write a remote to .dvc/config and its secrets to .dvc/config.local."""
+    with (repo / ".dvc" / "config").open("a") as f:
+        f.write(f"['remote \"{name}\"']\n    url = {url}\n")
+    if local:
+        lines = "".join(f"    {key} = {value}\n" for key, value in local.items())
+        with (repo / ".dvc" / "config.local").open("a") as f:
+            f.write(f"['remote \"{name}\"']\n{lines}")
+
+
+def add_s3_remote(repo: Path, name: str, bucket: str, endpoint: str) -> None:
+    add_remote(repo, name, f"s3://{bucket}")
+    with (repo / ".dvc" / "config").open("a") as f:
+        f.write(f"    endpointurl = {endpoint}\n")
+
+
+def same_tree(a: Path, b: Path) -> bool:
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    return files_a == files_b and all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)
+
+
+# --- DagsHub-like HTTP remote -------------------------------------------------------------------
+
+
+def test_dvc_push_and_pull_through_dagshub_server(
+    dagshub: DagsHubRemoteServer, repo: Path, tmp_path: Path
+) -> None:
+    creds = {"auth": "basic", "user": "user", "password": "token"}
+    add_remote(repo, "http", dagshub.url, creds)
+
+    dvc(repo, "push", "-r", "http")
+
+    stored = dagshub.object_paths()
+    assert len(stored) == OBJECTS
+    assert all(p.startswith("files/md5/") for p in stored)
+    assert sum(p.endswith(".dir") for p in stored) == 1
+    uploads = [r for r in dagshub.requests if r.method == "POST"]
+    assert len(uploads) == OBJECTS
+    assert all(r.status == 201 and r.authorized for r in uploads)
+    assert all(r.headers.get("Transfer-Encoding") == "chunked" for r in uploads)
+    assert dagshub.count("PUT") == 0
+
+    dagshub.clear_log()
+    clone = clone_without_cache(repo, tmp_path / "clone")
+    add_remote(clone, "http", dagshub.url, creds)
+    dvc(clone, "pull", "-r", "http")
+
+    assert same_tree(repo / "data", clone / "data")
+    assert (clone / "big.bin").read_bytes() == (repo / "big.bin").read_bytes()
+    served = {r.path.removeprefix(REPO_PATH + "/") for r in dagshub.requests if r.status == 200}
+    assert served == set(stored)
+    # Existence checks are GETs; HEAD is only used on the .dir manifest before downloading it.
+    assert all(r.path.endswith(".dir") for r in dagshub.requests if r.method == "HEAD")
+    assert dagshub.bytes_served() >= sum((dagshub.root / p).stat().st_size for p in stored)
+    assert all(r.authorized for r in dagshub.requests)
+
+
+def test_wrong_password_is_refused_with_401(dagshub: DagsHubRemoteServer, repo: Path) -> None:
+    add_remote(repo, "http", dagshub.url, {"auth": "basic", "user": "user", "password": "wrong"})
+
+    proc = dvc(repo, "push", "-r", "http", check=False)
+
+    assert proc.returncode != 0
+    assert dagshub.object_paths() == []
+    assert dagshub.requests
+    assert all(r.status == 401 for r in dagshub.requests)
+    assert all(r.had_credentials and not r.authorized for r in dagshub.requests)
+
+
+def test_dvc_push_through_proxy_to_dagshub(
+    dagshub: DagsHubRemoteServer, fault_proxy: MakeProxy, repo: Path
+) -> None:
+    proxy = fault_proxy(dagshub.base_url)
+    creds = {"auth": "basic", "user": "user", "password": "token"}
+    add_remote(repo, "http", proxy.base_url + REPO_PATH, creds)
+
+    dvc(repo, "push", "-r", "http")
+
+    assert len(dagshub.object_paths()) == OBJECTS
+    posts = [r for r in proxy.requests if r.method == "POST"]
+    assert len(posts) == OBJECTS
+    assert all(r.headers.get("Transfer-Encoding") == "chunked" for r in posts)
+    stored = [r for r in dagshub.requests if r.method == "POST"]
+    assert sorted(r.bytes_in for r in stored) == sorted(r.bytes_in for r in posts)
+    assert all("Content-Length" in r.headers for r in stored)  # the proxy de-chunks
+
+
+def test_dagshub_server_answers_like_dagshub(dagshub: DagsHubRemoteServer) -> None:
+    dagshub.write("files/md5/ab/cdef", b"payload")
+    conn = http.client.HTTPConnection("127.0.0.1", dagshub.port, timeout=5)
+    auth = {"Authorization": "Basic dXNlcjp0b2tlbg=="}  # user:token
+
+    def ask(method: str, path: str, headers: dict[str, str]) -> http.client.HTTPResponse:
+        conn.request(method, "/owner/repo.dvc/" + path, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        return resp
+
+    unauthorized = ask("GET", "files/md5/ab/cdef", {})
+    assert unauthorized.status == 401
+    assert unauthorized.getheader("WWW-Authenticate") == 'Basic realm="DagsHub"'
+    head = ask("HEAD", "files/md5/ab/cdef", auth)
+    assert (head.status, head.getheader("Content-Length")) == (200, "7")
+    assert ask("GET", "files/md5/ab/0000", auth).status == 404
+    assert ask("GET", "../outside", auth).status == 404
+    dagshub.delete("files/md5/ab/cdef")
+    assert ask("HEAD", "files/md5/ab/cdef", auth).status == 404
+    assert [r.status for r in dagshub.requests] == [401, 200, 404, 404, 404]
+    conn.close()
+
+
+# --- moto S3 behind the fault proxy (Backblaze B2) ----------------------------------------------
+
+
+def test_dvc_push_and_pull_s3_through_proxy(
+    moto: MotoS3, s3_bucket: str, fault_proxy: MakeProxy, repo: Path, tmp_path: Path
+) -> None:
+    proxy = fault_proxy(moto.endpoint_url)
+    add_s3_remote(repo, "b2", s3_bucket, proxy.base_url)
+
+    dvc(repo, "push", "-r", "b2")
+
+    assert len(moto.list_keys(s3_bucket, "files/md5/")) == OBJECTS
+    assert proxy.count("PUT") == OBJECTS
+
+    proxy.clear_log()
+    clone = clone_without_cache(repo, tmp_path / "clone")
+    add_s3_remote(clone, "b2", s3_bucket, proxy.base_url)
+    dvc(clone, "pull", "-r", "b2")
+
+    assert same_tree(repo / "data", clone / "data")
+    gets = {r.path.removeprefix(f"/{s3_bucket}/") for r in proxy.requests if r.kind == "GET"}
+    assert gets == set(moto.list_keys(s3_bucket))  # the .dir manifest is fetched 3 times
+    assert proxy.bytes_served() > 256 * 1024
+
+
+def test_b2_cap_blocks_downloads_only(moto: MotoS3, s3_bucket: str, fault_proxy: MakeProxy) -> None:
+    proxy = fault_proxy(moto.endpoint_url)
+    s3 = s3_client(proxy.base_url)
+    for key in ("a", "b"):
+        moto.put_key(s3_bucket, key, b"data")
+    proxy.set_fault(Fault("b2_cap", after=1))
+
+    assert s3.get_object(Bucket=s3_bucket, Key="a")["Body"].read() == b"data"
+    with pytest.raises(ClientError) as get_error:
+        s3.get_object(Bucket=s3_bucket, Key="a")
+    with pytest.raises(ClientError) as head_error:
+        s3.head_object(Bucket=s3_bucket, Key="a")
+    listed = s3.list_objects_v2(Bucket=s3_bucket, Prefix="")
+    s3.put_object(Bucket=s3_bucket, Key="c", Body=b"new")
+    s3.delete_object(Bucket=s3_bucket, Key="b")
+
+    error = get_error.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert error["Error"] == {"Code": "AccessDenied", "Message": B2_CAP_MESSAGE}
+    assert head_error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert [o["Key"] for o in listed["Contents"]] == ["a", "b"]
+    assert moto.list_keys(s3_bucket) == ["a", "c"]
+    assert [r.kind for r in proxy.requests] == ["GET", "GET", "HEAD", "LIST", "PUT", "DELETE"]
+    assert [r.fault for r in proxy.requests][1:3] == ["b2_cap", "b2_cap"]
+
+    proxy.clear_faults()
+    assert s3.get_object(Bucket=s3_bucket, Key="a")["Body"].read() == b"data"
+
+
+def test_slowdown_unauthorized_hang_and_dead_port(
+    moto: MotoS3, s3_bucket: str, fault_proxy: MakeProxy, dead_url: str
+) -> None:
+    proxy = fault_proxy(moto.endpoint_url)
+    s3 = s3_client(proxy.base_url, timeout=5)
+    moto.put_key(s3_bucket, "k", b"v")
+
+    proxy.set_fault(Fault("slowdown", retry_after=7))
+    with pytest.raises(ClientError) as slow:
+        s3.get_object(Bucket=s3_bucket, Key="k")
+    meta = slow.value.response["ResponseMetadata"]
+    assert (meta["HTTPStatusCode"], slow.value.response["Error"]["Code"]) == (503, "SlowDown")
+    assert meta["HTTPHeaders"]["retry-after"] == "7"
+
+    proxy.set_fault(Fault("slowdown", rate=0.5, seed=1))
+    answers = [proxy.plan("GET", "GET").fault is not None for _ in range(200)]
+    assert 60 < sum(answers) < 140
+
+    proxy.set_fault(Fault("unauthorized"))
+    with pytest.raises(ClientError) as denied:
+        s3.list_objects_v2(Bucket=s3_bucket)
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 401
+
+    proxy.set_fault(Fault("hang", seconds=0.3))
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
+    conn.request("GET", f"/{s3_bucket}/k")
+    with pytest.raises(http.client.RemoteDisconnected):
+        conn.getresponse()
+    assert proxy.requests[-1].status == 0
+
+    host, port = dead_url.removeprefix("http://").split(":")
+    with pytest.raises(ConnectionRefusedError):
+        http.client.HTTPConnection(host, int(port), timeout=5).request("GET", "/")
+
+
+def test_classify_s3_requests() -> None:
+    assert classify("GET", "/bucket?list-type=2&prefix=files/") == "LIST"
+    assert classify("GET", "/bucket") == "LIST"
+    assert classify("GET", "/bucket/files/md5/ab/cd") == "GET"
+    assert classify("HEAD", "/bucket/files/md5/ab/cd") == "HEAD"
+    assert classify("POST", "/bucket/key?uploads") == "POST"
+    assert classify("PATCH", "/bucket/key") == "OTHER"

@@ -1,0 +1,82 @@
+"""Pure pieces: which remote gets which credentials, how answers are classified, rendering."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from dvc_multiremote.classify import classify_status
+from dvc_multiremote.credentials import host_matches, plan_grants
+from dvc_multiremote.errors import ExitCode, worst
+from dvc_multiremote.remotes import RemoteSpec
+from dvc_multiremote.settings import Credentials
+
+
+def _creds(**values: str) -> Credentials:
+    return Credentials.model_validate(values)
+
+
+DAGSHUB_HTTP = RemoteSpec("dagshub", "https://dagshub.com/o/r.dvc", "http")
+DAGSHUB_S3 = RemoteSpec("dagshub-s3", "s3://dvc", "s3", "https://dagshub.com/o/r.s3")
+B2 = RemoteSpec("backblaze", "s3://bucket/store", "s3", "https://s3.us-west-004.backblazeb2.com")
+ELSEWHERE = RemoteSpec("mirror", "https://example.org/store", "http")
+
+
+def test_dagshub_token_goes_to_dagshub_hosts_only_in_the_right_form() -> None:
+    grants, warnings = plan_grants(
+        [DAGSHUB_HTTP, DAGSHUB_S3, B2, ELSEWHERE], _creds(DAGSHUB_TOKEN="tok")
+    )
+    by_remote = {g.remote: {k: v.get_secret_value() for k, v in g.options.items()} for g in grants}
+    assert by_remote["dagshub"] == {"auth": "basic", "user": "tok", "password": "tok"}
+    assert by_remote["dagshub-s3"] == {"access_key_id": "tok", "secret_access_key": "tok"}
+    assert "mirror" not in by_remote and "backblaze" not in by_remote
+    assert any("'mirror'" in w and "DAGSHUB_HOSTS" in w for w in warnings)
+
+
+def test_b2_keys_go_to_b2_endpoints_and_user_token_alias_works() -> None:
+    creds = _creds(
+        DAGSHUB_USER_TOKEN="tok", DAGSHUB_USER="alice", B2_KEY_ID="kid", B2_APPLICATION_KEY="k"
+    )
+    grants, _ = plan_grants([DAGSHUB_HTTP, B2], creds)
+    by_remote = {g.remote: {k: v.get_secret_value() for k, v in g.options.items()} for g in grants}
+    assert by_remote["backblaze"] == {"access_key_id": "kid", "secret_access_key": "k"}
+    assert by_remote["dagshub"]["user"] == "alice"
+
+
+def test_dvc_remote_variables_go_to_the_named_remote_and_win() -> None:
+    creds = Credentials(remote_options={"DVC_REMOTE_MY_MINIO_SECRET_ACCESS_KEY": SecretStr("s")})
+    spec = RemoteSpec("my-minio", "s3://b", "s3", "http://minio.local:9000")
+    grants, _ = plan_grants([spec], creds)
+    assert [(g.remote, list(g.options)) for g in grants] == [("my-minio", ["secret_access_key"])]
+
+
+@pytest.mark.parametrize(
+    ("netloc", "patterns", "expected"),
+    [
+        (("s3.us-west-004.backblazeb2.com", None), ["*.backblazeb2.com"], True),
+        (("backblazeb2.com.evil.org", None), ["*.backblazeb2.com"], False),
+        (("127.0.0.1", 9000), ["127.0.0.1:9000"], True),
+        (("127.0.0.1", 9001), ["127.0.0.1:9000"], False),
+        (None, ["*"], False),
+    ],
+)
+def test_host_patterns(
+    netloc: tuple[str, int | None] | None, patterns: list[str], expected: bool
+) -> None:
+    assert host_matches(netloc, patterns) is expected
+
+
+def test_classification_of_answers() -> None:
+    cap = "Cannot download file, download bandwidth or transaction (Class B) cap exceeded."
+    assert classify_status(404) is None
+    assert classify_status(403, "AccessDenied", cap).state == "cap-exceeded"  # type: ignore[union-attr]
+    assert classify_status(403, "AccessDenied", "Access Denied").state == "auth"  # type: ignore[union-attr]
+    assert classify_status(401).state == "auth"  # type: ignore[union-attr]
+    slow = classify_status(503, "SlowDown", retry_after=2)
+    assert slow is not None and slow.transient and slow.retry_after == 2
+
+
+def test_exit_code_precedence() -> None:
+    assert worst(ExitCode.DATA, ExitCode.REMOTE) == ExitCode.REMOTE
+    assert worst(ExitCode.USAGE, ExitCode.REMOTE, ExitCode.DATA) == ExitCode.USAGE
+    assert worst(ExitCode.OK) == ExitCode.OK

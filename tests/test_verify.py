@@ -1,0 +1,318 @@
+"""`dvc-multiremote verify` against real S3 (moto) and DagsHub-like HTTP servers on loopback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from projects import Project, cli_env
+from servers.dagshub import DagsHubRemoteServer
+from servers.faults import Fault, FaultProxy
+from servers.moto_s3 import MotoS3, s3_client
+
+TOKEN = "dh-tok-8c1f29e7b5"
+B2_KEY_ID = "b2-id-4d7a90c3"
+B2_KEY = "b2-key-f3e8a1b26c"
+PREFIX = "store"
+FILES = 40
+
+
+@dataclass
+class World:
+    """One project with a B2-like S3 remote (``backblaze``) and a DagsHub-like one (``dagshub``)."""
+
+    project: Project
+    s3: FaultProxy
+    bucket: str
+    moto: MotoS3
+    dagshub: DagsHubRemoteServer
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "DAGSHUB_TOKEN": TOKEN,
+            "DAGSHUB_HOSTS": self.dagshub.host,
+            "B2_APPLICATION_KEY_ID": B2_KEY_ID,
+            "B2_APPLICATION_KEY": B2_KEY,
+            "B2_HOSTS": self.s3.host,
+        }
+
+    def verify(self, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+        return self.project.run("verify", *args, env={**self.env, **(env or {})})
+
+    def s3_keys(self) -> list[str]:
+        client = s3_client(self.moto.endpoint_url)
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=PREFIX)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+@pytest.fixture
+def world(tmp_path: Path, moto: MotoS3, s3_bucket: str, fault_proxy) -> World:  # type: ignore[no-untyped-def]
+    """Both remotes complete: every object of data/images (40 files) and data/model.bin."""
+    project = Project.create(tmp_path / "project")
+    project.write_dir("data/images", FILES)
+    project.write_file("data/model.bin", 300_000)
+    project.dvc_add("data/images", "data/model.bin")
+    proxy = fault_proxy(moto.endpoint_url)
+    server = DagsHubRemoteServer(tmp_path / "dagshub-store", user=TOKEN, password=TOKEN).start()
+    project.add_remote(
+        "backblaze", f"s3://{s3_bucket}/{PREFIX}", default=True, endpointurl=proxy.base_url
+    )
+    project.add_remote("dagshub", server.url)
+    project.commit("Add data")
+    project.seed_s3(
+        s3_client(moto.endpoint_url), s3_bucket, PREFIX, "data/images.dvc", "data/model.bin.dvc"
+    )
+    project.seed_dir(server.root, "data/images.dvc", "data/model.bin.dvc")
+    yield World(project, proxy, s3_bucket, moto, server)
+    server.stop()
+
+
+def _image_objects(world: World) -> list[tuple[str, str]]:
+    """(object path, workspace path) of data/images' files, not its manifest, in a fixed order."""
+    objects = world.project.objects("data/images.dvc")
+    return sorted((rel, path) for rel, path in objects.items() if not rel.endswith(".dir"))
+
+
+def test_both_remotes_complete_exit_0(world: World) -> None:
+    run = world.verify()
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.report is not None
+    assert run.report["ok"] is True
+    assert run.report["totals"]["objects"] == FILES + 2
+    for name in ("backblaze", "dagshub"):
+        remote = run.remote(name)
+        assert remote["state"] == "ok"
+        assert remote["objects_present"] == FILES + 2
+        assert remote["objects_missing"] == 0
+    assert "All 42 objects are on every remote" in run.stdout
+
+
+def test_files_gone_from_http_remote_but_manifest_kept_are_reported_exactly(world: World) -> None:
+    gone = _image_objects(world)[: FILES // 10]
+    for rel, _ in gone:
+        world.dagshub.delete(rel)
+    run = world.verify()
+    assert run.code == 1, run.stderr
+    assert run.missing_paths("dagshub") == {path for _, path in gone}
+    assert run.missing_paths("backblaze") == set()
+    assert len(run.report["missing"]) == len(gone)  # type: ignore[index]
+    dagshub = run.remote("dagshub")
+    assert (dagshub["state"], dagshub["objects_missing"]) == ("missing", len(gone))
+    assert dagshub["bytes_missing"] == sum(
+        (world.project.root / ".dvc" / "cache" / rel).stat().st_size for rel, _ in gone
+    )
+    images = next(o for o in run.report["outputs"] if o["path"] == "data/images")  # type: ignore[index]
+    assert images["missing"] == {"dagshub": len(gone)}
+    assert images["is_dir"] and images["files"] == FILES
+    assert "dvc push -r dagshub data/images.dvc" in (run.markdown or "")
+    # Existence is asked with HEAD, never by downloading a body (the one GET is the probe-free
+    # manifest read, which the local cache answers here).
+    assert world.dagshub.count("GET") == 0
+    assert world.dagshub.count("HEAD") >= FILES
+
+
+def test_wrong_dagshub_token_is_auth_not_missing(world: World) -> None:
+    run = world.verify(env={"DAGSHUB_TOKEN": "not-the-token"})
+    assert run.code == 3, run.stderr
+    dagshub = run.remote("dagshub")
+    assert dagshub["state"] == "auth"
+    assert dagshub["objects_missing"] is None
+    assert run.missing_paths("dagshub") == set()
+    assert "credentials refused" in dagshub["message"]
+
+
+def test_b2_download_cap_is_cap_exceeded(world: World) -> None:
+    world.s3.set_fault(Fault("b2_cap"))
+    run = world.verify()
+    assert run.code == 3, run.stderr
+    backblaze = run.remote("backblaze")
+    assert backblaze["state"] == "cap-exceeded"
+    assert run.missing_paths("backblaze") == set()
+    assert "cap" in backblaze["message"]
+
+
+def test_remote_on_dead_port_is_unreachable_within_10s(world: World, dead_url: str) -> None:
+    world.project.add_remote(
+        "backblaze", f"s3://{world.bucket}/{PREFIX}", default=True, endpointurl=dead_url
+    )
+    started = time.monotonic()
+    run = world.verify()
+    elapsed = time.monotonic() - started
+    assert run.code == 3, run.stderr
+    assert run.remote("backblaze")["state"] == "unreachable"
+    assert run.missing_paths("backblaze") == set()
+    assert elapsed < 10 + 3, f"took {elapsed:.1f} s"  # + interpreter and DVC start-up
+
+
+def test_range_reports_only_what_the_pr_adds(world: World) -> None:
+    project = world.project
+    base = project.git("rev-parse", "HEAD")
+    project.git("checkout", "-q", "-b", "feature")
+    project.write_file("data/labels.csv", 5_000, seed=9)
+    project.dvc_add("data/labels.csv")
+    head = project.commit("Add labels")
+    project.seed_dir(world.dagshub.root, "data/labels.csv.dvc")  # pushed to dagshub only
+    # Data of the base commit that is missing too must not be blamed on the PR.
+    world.dagshub.delete(_image_objects(world)[0][0])
+    run = world.verify("--range", f"{base}..{head}")
+    assert run.code == 1, run.stderr
+    assert [o["path"] for o in run.report["outputs"]] == ["data/labels.csv"]  # type: ignore[index]
+    assert run.missing_paths("backblaze") == {"data/labels.csv"}
+    assert run.missing_paths("dagshub") == set()
+
+
+def test_rev_checks_what_that_commit_references(world: World) -> None:
+    first = world.project.git("rev-parse", "HEAD")
+    world.project.write_file("data/model.bin", 1_000, seed=5)
+    world.project.dvc_add("data/model.bin")
+    world.project.commit("New model, never pushed")
+    assert world.verify("--rev", first).code == 0
+    newer = world.verify("--rev", "HEAD")
+    assert newer.code == 1
+    assert newer.missing_paths("dagshub") == {"data/model.bin"}
+
+
+def test_secrets_never_leak_and_config_local_is_restored(world: World, dead_url: str) -> None:
+    project = world.project
+    secret_minio = "minio-secret-77aa19"
+    project.add_remote("minio", f"s3://{world.bucket}/{PREFIX}", endpointurl=world.s3.base_url)
+    other = DagsHubRemoteServer(
+        project.root.parent / "other-store", user=TOKEN, password=TOKEN
+    ).start()
+    try:
+        project.add_remote("mirror", other.url)  # a host not on DAGSHUB_HOSTS
+        local = project.root / ".dvc" / "config.local"
+        local.write_text("[core]\n    autostage = false\n")
+        before = local.read_bytes()
+        env = {
+            "DVC_REMOTE_MINIO_SECRET_ACCESS_KEY": secret_minio,
+            "DVC_REMOTE_MINIO_ACCESS_KEY_ID": "id-x",
+        }
+        run = world.verify("-r", "backblaze,dagshub,minio,mirror", env=env)
+        secrets = [TOKEN, B2_KEY_ID, B2_KEY, secret_minio]
+        assert run.report is not None, run.stderr
+        assert run.remote("dagshub")["state"] == "ok"
+        assert run.remote("mirror")["state"] == "auth"  # it got nothing, so it refused us
+        for secret in secrets:
+            assert secret not in run.everything
+        assert project.files_containing(secrets) == []
+        assert local.read_bytes() == before
+        assert other.requests and not any(r.had_credentials for r in other.requests)
+        assert "mirror" in run.stdout + run.stderr and "DAGSHUB_HOSTS" in run.stdout + run.stderr
+    finally:
+        other.stop()
+
+
+def test_config_local_restored_after_sigterm(world: World) -> None:
+    world.s3.set_fault(Fault("delay", seconds=20))
+    local = world.project.root / ".dvc" / "config.local"
+    assert not local.exists()
+    command = [sys.executable, "-m", "dvc_multiremote", "verify"]
+    proc = subprocess.Popen(
+        command,
+        cwd=world.project.root,
+        env=cli_env(world.env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not local.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert local.exists(), "config.local was never written"
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert not local.exists()
+    for secret in (TOKEN, B2_KEY_ID, B2_KEY):
+        assert secret not in out + err
+    assert world.project.files_containing([TOKEN, B2_KEY_ID, B2_KEY]) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ["-r", "nowhere"],
+            "Unknown remote 'nowhere' in --remotes; the configured remotes are: backblaze, dagshub.",
+        ),
+        (["--range", "main"], "--range must look like BASE..HEAD"),
+        (["--rev", "no-such-rev"], "--rev names 'no-such-rev', which is not a commit"),
+        (["-j", "0"], "-j/--jobs: must be a whole number of at least 1, got '0'"),
+        (["--frobnicate"], "Unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_bad_input_is_one_sentence_and_exit_2(world: World, args: list[str], says: str) -> None:
+    run = world.verify(*args)
+    assert run.code == 2, run.stderr
+    assert says in run.stderr
+    assert run.stderr.count("\n") == 1
+    assert "Traceback" not in run.stderr
+
+
+def test_not_a_dvc_repo_is_exit_2(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    run = project.run("verify", "--repo", str(tmp_path))
+    assert run.code == 2
+    assert "is not in a DVC project" in run.stderr
+
+
+def test_json_report_shape(world: World) -> None:
+    world.dagshub.delete(_image_objects(world)[1][0])
+    run = world.verify()
+    report = run.report
+    assert report is not None
+    assert {"command", "ok", "exit_code", "remotes", "outputs", "missing", "totals"} <= set(report)
+    assert report["command"] == "verify" and report["exit_code"] == 1 and report["ok"] is False
+    for remote in report["remotes"]:
+        assert {
+            "name",
+            "url",
+            "state",
+            "message",
+            "objects_present",
+            "objects_missing",
+            "bytes_missing",
+        } <= set(remote)
+        assert TOKEN not in remote["url"]
+    for out in report["outputs"]:
+        assert {"path", "dvc_file", "md5", "is_dir", "files", "missing"} <= set(out)
+    for item in report["missing"]:
+        assert {"md5", "path", "size", "missing_on"} <= set(item)
+    json.dumps(report)
+
+
+def test_directory_whose_manifest_nobody_has_is_missing_everywhere(world: World) -> None:
+    manifest = next(rel for rel in world.project.objects("data/images.dvc") if rel.endswith(".dir"))
+    (world.project.root / ".dvc" / "cache" / manifest).unlink()
+    world.dagshub.delete(manifest)
+    client = s3_client(world.moto.endpoint_url)
+    client.delete_object(Bucket=world.bucket, Key=f"{PREFIX}/{manifest}")
+    run = world.verify()
+    assert run.code == 1, run.stderr
+    images = next(o for o in run.report["outputs"] if o["path"] == "data/images")  # type: ignore[index]
+    assert "manifest" in images["reason"]
+    assert sorted(images["manifest_missing"]) == ["backblaze", "dagshub"]
+    assert run.missing_paths("dagshub") == {"data/images"}
+    assert "no manifest anywhere" in run.stdout or "manifest" in run.stdout
+
+
+def test_all_commits_sees_data_only_an_old_commit_references(world: World) -> None:
+    world.project.write_file("data/old.bin", 2_000, seed=11)
+    world.project.dvc_add("data/old.bin")
+    world.project.commit("Old data, never pushed")
+    world.project.git("rm", "-q", "data/old.bin.dvc")
+    world.project.commit("Drop it")
+    assert world.verify().code == 0
+    run = world.verify("--all-commits")
+    assert run.code == 1, run.stderr
+    assert run.missing_paths("backblaze") == {"data/old.bin"}
