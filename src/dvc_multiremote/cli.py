@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from pydantic import ValidationError
 
 from dvc_multiremote import __version__
+from dvc_multiremote.commands import run_command
 from dvc_multiremote.errors import ExitCode, MultiremoteError, UsageError
 from dvc_multiremote.redact import Redactor
 from dvc_multiremote.report import Report
@@ -125,16 +126,6 @@ def _configure_logging(settings: Settings | None) -> None:
     root.setLevel(level)
 
 
-def _runner(command: str) -> Callable[[Settings], Report]:
-    if command == "demo":
-        from dvc_multiremote.demo import run_demo
-
-        return run_demo
-    from dvc_multiremote.verify import run_verify
-
-    return run_verify
-
-
 def emit(report: Report, settings: Settings, redactor: Redactor) -> None:
     """Print the report and write the files asked for, with every secret value removed."""
     from dvc_multiremote.render import to_markdown, to_text
@@ -157,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         redactor = Redactor.from_credentials(Credentials())
         settings = parse_settings(sys.argv[1:] if argv is None else argv)
         _configure_logging(settings)
-        report = _runner(settings.command)(settings)
+        report = run_command(settings)
         emit(report, settings, redactor)
         return report.exit_code
     except MultiremoteError as exc:

@@ -13,7 +13,57 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dvc_multiremote.errors import UsageError
 
-Command = Literal["verify", "demo"]
+Command = Literal["verify", "pull", "push", "sync", "demo"]
+COMMANDS: tuple[str, ...] = ("verify", "pull", "push", "sync", "demo")
+_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[a-z]*)\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """``1GB`` -> 1000**3 bytes; units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB (none means bytes)."""
+    match = _SIZE.match(text)
+    unit = (match.group("unit") or "b").lower() if match else ""
+    if not match or unit not in _UNITS:
+        raise ValueError(f"{text!r} is not a size like 500MB or 1GiB")
+    return int(float(match.group("number")) * _UNITS[unit])
+
+
+def parse_budget(items: list[str]) -> dict[str, int]:
+    """``["backblaze=1GB"]`` -> ``{"backblaze": 1000000000}``; a one-sentence error otherwise."""
+    budget: dict[str, int] = {}
+    for item in items:
+        name, sep, size = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--budget must look like backblaze=1GB, got {item!r}.")
+        try:
+            budget[name.strip()] = parse_size(size)
+        except ValueError:
+            raise UsageError(
+                f"--budget {item!r} has no valid size; use units B, KB, MB, GB, KiB, MiB or GiB."
+            ) from None
+    return budget
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``2/4`` -> (2, 4), with 1 <= I <= N."""
+    index, sep, count = text.partition("/")
+    if sep and index.strip().isdigit() and count.strip().isdigit():
+        i, n = int(index), int(count)
+        if 1 <= i <= n:
+            return i, n
+    raise UsageError(f"--shard must look like I/N with 1 <= I <= N, got {text!r}.")
+
+
 _REMOTE_ENV = re.compile(r"^DVC_REMOTE_(?P<rest>[A-Z0-9_]+)$")
 
 
@@ -92,10 +142,28 @@ class Settings(BaseModel):
     rev: str | None = None
     range: str | None = None
     all_commits: bool = False
+    dry_run: bool = False
+    budget: dict[str, int] = Field(default_factory=dict)
+    prefer_source: list[str] | None = None
+    shard: tuple[int, int] | None = None
     keep: Path | None = None
     credentials: Credentials = Field(default_factory=Credentials)
 
-    _split_remotes = field_validator("remotes", mode="before")(_split_list)
+    _split_remotes = field_validator("remotes", "prefer_source", mode="before")(_split_list)
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _budget(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = _split_list(value)
+        if isinstance(value, list):
+            return parse_budget([str(item) for item in value])
+        return value
+
+    @field_validator("shard", mode="before")
+    @classmethod
+    def _shard(cls, value: object) -> object:
+        return parse_shard(value) if isinstance(value, str) else value
 
     @field_validator("range")
     @classmethod
