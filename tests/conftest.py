@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from projects import World, make_world
 from servers import DagsHubRemoteServer, FaultProxy, MotoS3, dead_port_url
 
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
@@ -76,3 +77,11 @@ def fault_proxy() -> Iterator[Callable[[str], FaultProxy]]:
 def dead_url() -> str:
     """``http://127.0.0.1:PORT`` where nothing listens."""
     return dead_port_url()
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path, moto: MotoS3, s3_bucket: str, fault_proxy: Callable[[str], FaultProxy]
+) -> Iterator[World]:
+    """Both remotes complete: every object of data/images (40 files) and data/model.bin."""
+    yield from make_world(tmp_path, moto, s3_bucket, fault_proxy)

@@ -9,9 +9,14 @@ import random
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from servers.dagshub import DagsHubRemoteServer
+from servers.faults import FaultProxy
+from servers.moto_s3 import MotoS3, s3_client
 
 GIT = [
     "git",
@@ -187,3 +192,78 @@ def _obj_path(md5: str) -> str:
 
 def md5_of(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
+
+
+TOKEN = "dh-tok-8c1f29e7b5"
+B2_KEY_ID = "b2-id-4d7a90c3"
+B2_KEY = "b2-key-f3e8a1b26c"
+PREFIX = "store"
+FILES = 40
+
+
+@dataclass
+class World:
+    """One project with a B2-like S3 remote (``backblaze``) and a DagsHub-like one (``dagshub``)."""
+
+    project: Project
+    s3: FaultProxy
+    bucket: str
+    moto: MotoS3
+    dagshub: DagsHubRemoteServer
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "DAGSHUB_TOKEN": TOKEN,
+            "DAGSHUB_HOSTS": self.dagshub.host,
+            "B2_APPLICATION_KEY_ID": B2_KEY_ID,
+            "B2_APPLICATION_KEY": B2_KEY,
+            "B2_HOSTS": self.s3.host,
+        }
+
+    def run(self, command: str, *args: str, env: dict[str, str] | None = None) -> Run:
+        return self.project.run(command, *args, env={**self.env, **(env or {})})
+
+    def verify(self, *args: str, env: dict[str, str] | None = None) -> Run:
+        return self.run("verify", *args, env=env)
+
+    def clone(self, name: str = "clone") -> Project:
+        """A fresh clone of the project: what a CI runner has, with an empty DVC cache."""
+        target = self.project.root.parent / name
+        subprocess.run([*GIT, "clone", "-q", str(self.project.root), str(target)], check=True)
+        return Project(target)
+
+    def run_in(
+        self, project: Project, command: str, *args: str, env: dict[str, str] | None = None
+    ) -> Run:
+        return project.run(command, *args, env={**self.env, **(env or {})})
+
+    def s3_keys(self) -> list[str]:
+        client = s3_client(self.moto.endpoint_url)
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=PREFIX)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def make_world(
+    tmp_path: Path, moto: MotoS3, bucket: str, make_proxy: Callable[[str], FaultProxy]
+) -> Iterator[World]:
+    """A project whose data is complete on both remotes; the DagsHub server stops afterwards."""
+    project = Project.create(tmp_path / "project")
+    project.write_dir("data/images", FILES)
+    project.write_file("data/model.bin", 300_000)
+    project.dvc_add("data/images", "data/model.bin")
+    proxy = make_proxy(moto.endpoint_url)
+    server = DagsHubRemoteServer(tmp_path / "dagshub-store", user=TOKEN, password=TOKEN).start()
+    project.add_remote(
+        "backblaze", f"s3://{bucket}/{PREFIX}", default=True, endpointurl=proxy.base_url
+    )
+    project.add_remote("dagshub", server.url)
+    project.commit("Add data")
+    project.seed_s3(
+        s3_client(moto.endpoint_url), bucket, PREFIX, "data/images.dvc", "data/model.bin.dvc"
+    )
+    project.seed_dir(server.root, "data/images.dvc", "data/model.bin.dvc")
+    try:
+        yield World(project, proxy, bucket, moto, server)
+    finally:
+        server.stop()

@@ -7,72 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from projects import Project, cli_env
+from projects import B2_KEY, B2_KEY_ID, FILES, PREFIX, TOKEN, Project, World, cli_env
 from servers.dagshub import DagsHubRemoteServer
-from servers.faults import Fault, FaultProxy
-from servers.moto_s3 import MotoS3, s3_client
-
-TOKEN = "dh-tok-8c1f29e7b5"
-B2_KEY_ID = "b2-id-4d7a90c3"
-B2_KEY = "b2-key-f3e8a1b26c"
-PREFIX = "store"
-FILES = 40
-
-
-@dataclass
-class World:
-    """One project with a B2-like S3 remote (``backblaze``) and a DagsHub-like one (``dagshub``)."""
-
-    project: Project
-    s3: FaultProxy
-    bucket: str
-    moto: MotoS3
-    dagshub: DagsHubRemoteServer
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {
-            "DAGSHUB_TOKEN": TOKEN,
-            "DAGSHUB_HOSTS": self.dagshub.host,
-            "B2_APPLICATION_KEY_ID": B2_KEY_ID,
-            "B2_APPLICATION_KEY": B2_KEY,
-            "B2_HOSTS": self.s3.host,
-        }
-
-    def verify(self, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-        return self.project.run("verify", *args, env={**self.env, **(env or {})})
-
-    def s3_keys(self) -> list[str]:
-        client = s3_client(self.moto.endpoint_url)
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=PREFIX)
-        return [item["Key"] for page in pages for item in page.get("Contents", [])]
-
-
-@pytest.fixture
-def world(tmp_path: Path, moto: MotoS3, s3_bucket: str, fault_proxy) -> World:  # type: ignore[no-untyped-def]
-    """Both remotes complete: every object of data/images (40 files) and data/model.bin."""
-    project = Project.create(tmp_path / "project")
-    project.write_dir("data/images", FILES)
-    project.write_file("data/model.bin", 300_000)
-    project.dvc_add("data/images", "data/model.bin")
-    proxy = fault_proxy(moto.endpoint_url)
-    server = DagsHubRemoteServer(tmp_path / "dagshub-store", user=TOKEN, password=TOKEN).start()
-    project.add_remote(
-        "backblaze", f"s3://{s3_bucket}/{PREFIX}", default=True, endpointurl=proxy.base_url
-    )
-    project.add_remote("dagshub", server.url)
-    project.commit("Add data")
-    project.seed_s3(
-        s3_client(moto.endpoint_url), s3_bucket, PREFIX, "data/images.dvc", "data/model.bin.dvc"
-    )
-    project.seed_dir(server.root, "data/images.dvc", "data/model.bin.dvc")
-    yield World(project, proxy, s3_bucket, moto, server)
-    server.stop()
+from servers.faults import Fault
+from servers.moto_s3 import s3_client
 
 
 def _image_objects(world: World) -> list[tuple[str, str]]:

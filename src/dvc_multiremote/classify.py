@@ -76,6 +76,16 @@ def classify_exception(exc: BaseException) -> Failure:
         if isinstance(err, BotoConnectionError):
             return Failure("unreachable", f"cannot connect: {_short(err)}")
     for err in chain:
+        http_status = _aiohttp_status(err)
+        if http_status is not None:
+            headers = getattr(err, "headers", None) or {}
+            found = classify_status(
+                http_status,
+                message=str(getattr(err, "message", "") or "") or None,
+                retry_after=_seconds(headers.get("Retry-After")),
+            )
+            return found or Failure("missing", "not found (HTTP 404)")
+    for err in chain:
         if isinstance(err, asyncio.TimeoutError | TimeoutError):
             return Failure("unreachable", "no answer in time")
         if _is_aiohttp_connection_error(err):
@@ -101,6 +111,23 @@ def _status_from_code(code: str) -> int:
     return {"AccessDenied": 403, "NoSuchKey": 404, "NoSuchBucket": 404, "SlowDown": 503}.get(
         code, 0
     )
+
+
+def _aiohttp_status(err: BaseException) -> int | None:
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(err, aiohttp.ClientResponseError):
+        return int(err.status)
+    return None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return min(float(value), 10.0) if value else None
+    except ValueError:
+        return None
 
 
 def _is_aiohttp_connection_error(err: BaseException) -> bool:

@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--all-commits", action="store_true", help="every commit of every branch and tag"
     )
 
+    pull = commands.add_parser(
+        "pull", help="fetch each object from the first remote that has it, then check out"
+    )
+    _common(pull)
+    push = commands.add_parser("push", help="push what the cache holds to every remote at once")
+    _common(push)
+
     demo = commands.add_parser("demo", help="a self-contained tour on a temporary project")
     _common(demo)
     demo.add_argument(
@@ -111,19 +118,29 @@ def parse_settings(argv: Sequence[str]) -> Settings:
         raise UsageError(f"{name}: {first['msg']}.") from None
 
 
-def _configure_logging(settings: Settings | None) -> None:
+class _RedactingFormatter(logging.Formatter):
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__("%(levelname)s: %(name)s: %(message)s")
+        self.redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redactor(super().format(record))
+
+
+def _configure_logging(settings: Settings | None, redactor: Redactor) -> None:
+    """Our own debug lines with -v; libraries only when they warn. Secrets masked either way."""
     verbose = settings is not None and settings.verbose
-    level = logging.DEBUG if verbose else logging.WARNING
-    if settings is not None and settings.quiet:
-        level = logging.ERROR
+    quiet = settings is not None and settings.quiet
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    if not verbose:
-        # DVC and its libraries log for their own CLI; we report through our own results.
-        handler.addFilter(lambda record: record.name.startswith("dvc_multiremote"))
+    handler.setFormatter(_RedactingFormatter(redactor))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(logging.ERROR if quiet else logging.WARNING)
+    ours = logging.getLogger("dvc_multiremote")
+    ours.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
+    if not verbose:
+        # DVC logs for its own CLI; we report through our results instead.
+        handler.addFilter(lambda record: record.name.startswith("dvc_multiremote"))
 
 
 def emit(report: Report, settings: Settings, redactor: Redactor) -> None:
@@ -147,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         redactor = Redactor.from_credentials(Credentials())
         settings = parse_settings(sys.argv[1:] if argv is None else argv)
-        _configure_logging(settings)
+        _configure_logging(settings, redactor)
         report = run_command(settings)
         emit(report, settings, redactor)
         return report.exit_code

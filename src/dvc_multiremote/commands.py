@@ -14,6 +14,14 @@ def _runner(command: str) -> Callable[[Settings], Report]:
         from dvc_multiremote.verify import run_verify
 
         return run_verify
+    if command == "pull":
+        from dvc_multiremote.pull import run_pull
+
+        return run_pull
+    if command == "push":
+        from dvc_multiremote.push import run_push
+
+        return run_push
     if command == "demo":
         from dvc_multiremote.demo import run_demo
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import socket
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ class Remote:
     def __init__(self, repo: Repo, spec: RemoteSpec, *, refused_read_is_cap: bool = False) -> None:
         self.spec = spec
         self.refused_read_is_cap = refused_read_is_cap
+        self._probe_lock = threading.Lock()
+        self._probed = False
         self.status = RemoteStatus(spec)
         dvc_remote = repo.cloud.get_remote(spec.name)
         self.odb = dvc_remote.odb
@@ -73,8 +76,23 @@ class Remote:
         return str(self.odb_for(obj).oid_to_path(obj.md5))
 
     # --- the three things a backend answers ---------------------------------
+    lists_cheaply = True
+
     def probe(self) -> None:
         raise NotImplementedError
+
+    @property
+    def contacted(self) -> bool:
+        """Whether this run has talked to the remote at all."""
+        return self._probed
+
+    def ensure_probed(self) -> bool:
+        """Probe once (the first caller does it), then say whether the remote is usable."""
+        with self._probe_lock:
+            if not self._probed:
+                self._probed = True
+                self.probe()
+        return self.status.usable
 
     def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
         raise NotImplementedError
@@ -84,7 +102,7 @@ class Remote:
         from dvc_data.hashfile.hash_info import HashInfo
         from dvc_data.hashfile.tree import Tree
 
-        if not self.status.usable:
+        if not self.ensure_probed():
             return None
         self.status.requests["GET"] += 1
         try:
@@ -221,6 +239,8 @@ class _Capped(Exception):
 
 class HttpRemote(Remote):
     """DagsHub-style DVC HTTP remote: it cannot list, so one HEAD per object."""
+
+    lists_cheaply = False
 
     def _head_status(
         self, session: Any, url: str

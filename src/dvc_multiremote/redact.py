@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,11 @@ class Redactor:
     @classmethod
     def from_credentials(cls, creds: Credentials | None) -> Redactor:
         values = creds.secret_values() if creds is not None else []
+        if creds is not None and creds.dagshub_token is not None:
+            # Basic auth sends base64("user:token"); mask that form too.
+            token = creds.dagshub_token.get_secret_value()
+            user = creds.dagshub_user.get_secret_value() if creds.dagshub_user else token
+            values.append(base64.b64encode(f"{user}:{token}".encode()).decode())
         # Longest first, so a secret that contains another is masked whole.
         return cls(tuple(sorted({v for v in values if len(v) >= 3}, key=len, reverse=True)))
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dvc_multiremote.report import Report
+from collections.abc import Callable
+
+from dvc_multiremote.report import MissingObject, RemoteReport, Report
 
 MAX_ROWS = 50
 _STATE_LABEL = {
-    "ok": "✅ complete",
+    "ok": "✅ ok",
     "missing": "❌ missing data",
     "auth": "🔒 credentials refused",
     "cap-exceeded": "⛔ download cap exceeded",
@@ -19,49 +21,129 @@ def human_size(size: int | None) -> str:
     if size is None:
         return "?"
     value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
-    return f"{size} B"  # pragma: no cover
+    return f"{value:.1f} TB"
 
 
 def _count(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
 
 
-def headline(report: Report) -> str:
-    """One sentence that says how things stand."""
+def _broken(report: Report) -> list[RemoteReport]:
+    return [r for r in report.remotes if r.state not in ("ok", "missing")]
+
+
+# --- one sentence per command -------------------------------------------------------------
+def _verify_headline(report: Report) -> str:
     total = report.totals.get("objects", 0)
-    broken = [r.name for r in report.remotes if r.state not in ("ok", "missing")]
     gaps = {r.name: r.objects_missing for r in report.remotes if r.objects_missing}
-    parts = []
-    if not broken and not gaps and not report.missing and not any(o.reason for o in report.outputs):
-        return f"All {total:,} objects are on every remote ({', '.join(r.name for r in report.remotes)})."
-    if gaps:
-        parts.append(
-            "; ".join(
-                f"{name} lacks {count:,} of {total:,} objects" for name, count in gaps.items()
-            )
-        )
     unknown = [o.path for o in report.outputs if o.reason]
+    broken = _broken(report)
+    if not broken and not gaps and not report.missing and not unknown:
+        names = ", ".join(r.name for r in report.remotes)
+        return f"All {total:,} objects are on every remote ({names})."
+    parts = [f"{name} lacks {count:,} of {total:,} objects" for name, count in gaps.items()]
     if unknown:
         parts.append(f"{len(unknown)} output(s) have no manifest anywhere")
     if broken:
-        parts.append("could not check " + ", ".join(broken))
-    return ". ".join(parts) + "."
+        parts.append("could not check " + ", ".join(r.name for r in broken))
+    return "; ".join(parts) + "."
+
+
+def _pull_headline(report: Report) -> str:
+    served = [(r.name, r.objects_served or 0, r.bytes_served or 0) for r in report.remotes]
+    got = sum(n for _, n, _ in served)
+    size = sum(b for _, _, b in served)
+    total = report.totals.get("objects", 0)
+    if not got and not report.missing:
+        return f"Everything was already in the cache ({total:,} objects); workspace checked out."
+    sources = ", ".join(f"{name} ({n:,})" for name, n, _ in served if n)
+    text = f"Pulled {got:,} objects ({human_size(size)})" + (f" from {sources}" if sources else "")
+    if report.missing:
+        text += f"; {len(report.missing):,} could not be had from any remote"
+    return text + "."
+
+
+def _push_headline(report: Report) -> str:
+    pushed = [(r.name, r.objects_pushed or 0) for r in report.remotes]
+    parts = [f"{name} +{n:,}" for name, n in pushed if n]
+    text = "Pushed " + (", ".join(parts) if parts else "nothing new")
+    broken = _broken(report)
+    if broken:
+        text += "; could not use " + ", ".join(r.name for r in broken)
+    if report.not_in_cache:
+        text += f"; {len(report.not_in_cache):,} object(s) are not in the local cache"
+    if report.missing:
+        text += f"; {len(report.missing):,} object(s) failed"
+    return text + "."
+
+
+_HEADLINES: dict[str, Callable[[Report], str]] = {
+    "verify": _verify_headline,
+    "demo": _verify_headline,
+    "pull": _pull_headline,
+    "push": _push_headline,
+}
+
+
+def headline(report: Report) -> str:
+    """One sentence that says how things stand."""
+    return _HEADLINES.get(report.command, _verify_headline)(report)
+
+
+# --- per-remote figures -------------------------------------------------------------------
+def _columns(report: Report) -> list[tuple[str, Callable[[RemoteReport], str]]]:
+    if report.command == "pull":
+        return [
+            ("Served", lambda r: _count(r.objects_served)),
+            ("Bytes served", lambda r: human_size(r.bytes_served)),
+        ]
+    if report.command == "push":
+        return [
+            ("Pushed", lambda r: _count(r.objects_pushed)),
+            ("Bytes pushed", lambda r: human_size(r.bytes_pushed)),
+            ("Failed", lambda r: _count(r.objects_failed)),
+        ]
+    return [
+        ("Present", lambda r: _count(r.objects_present)),
+        ("Missing", lambda r: _count(r.objects_missing)),
+        (
+            "Missing bytes",
+            lambda r: "—" if r.bytes_missing is None else human_size(r.bytes_missing),
+        ),
+    ]
+
+
+def _missing_title(report: Report) -> str:
+    if report.command == "pull":
+        return "objects no remote could give"
+    if report.command == "push":
+        return "objects that failed to upload"
+    return "missing objects"
+
+
+def _missing_rows(items: list[MissingObject]) -> list[str]:
+    rows = [
+        f"| `{m.path}` | `{m.md5}` | {human_size(m.size)} | {', '.join(m.missing_on)} |"
+        for m in items[:MAX_ROWS]
+    ]
+    if len(items) > MAX_ROWS:
+        rows.append(f"| … and {len(items) - MAX_ROWS:,} more | | | |")
+    return rows
 
 
 def to_markdown(report: Report, *, title: str | None = None) -> str:
     """The human report: a table per remote, the outputs with gaps, and the fixes."""
+    columns = _columns(report)
     lines = [f"### {title or 'dvc-multiremote ' + report.command}", "", headline(report), ""]
-    lines += ["| Remote | State | Present | Missing | Missing bytes |", "|---|---|---:|---:|---:|"]
+    lines.append("| Remote | State | " + " | ".join(name for name, _ in columns) + " |")
+    lines.append("|---|---|" + "---:|" * len(columns))
     for r in report.remotes:
-        state = _STATE_LABEL.get(r.state, r.state)
-        lines.append(
-            f"| `{r.name}` | {state} | {_count(r.objects_present)} | {_count(r.objects_missing)} "
-            f"| {human_size(r.bytes_missing) if r.bytes_missing is not None else '—'} |"
-        )
+        cells = " | ".join(cell(r) for _, cell in columns)
+        lines.append(f"| `{r.name}` | {_STATE_LABEL.get(r.state, r.state)} | {cells} |")
     notes = [
         f"- `{r.name}`: {r.message}" for r in report.remotes if r.message and r.state != "missing"
     ]
@@ -77,10 +159,7 @@ def to_markdown(report: Report, *, title: str | None = None) -> str:
             "|---|---|---|",
         ]
         for out in gaps[:MAX_ROWS]:
-            what = (
-                "; ".join(f"{name}: {out.describe_gap(name)}" for name in out.missing)
-                or "everywhere"
-            )
+            what = "; ".join(f"{name}: {out.describe_gap(name)}" for name in out.missing) or "—"
             if out.reason:
                 what = f"{what} ({out.reason})"
             lines.append(f"| `{out.path}` | `{out.dvc_file}` | {what} |")
@@ -91,37 +170,42 @@ def to_markdown(report: Report, *, title: str | None = None) -> str:
             lines += ["", "#### How to fix", "", "```sh", *fixes[:MAX_ROWS], "```"]
             if len(fixes) > MAX_ROWS:
                 lines.append(f"… and {len(fixes) - MAX_ROWS:,} more commands in the JSON report.")
-    if report.missing:
-        shown = report.missing[:MAX_ROWS]
-        lines += ["", f"<details><summary>{len(report.missing):,} missing objects</summary>", ""]
-        lines += ["| Path | md5 | Size | Missing on |", "|---|---|---:|---|"]
-        lines += [
-            f"| `{m.path}` | `{m.md5}` | {human_size(m.size)} | {', '.join(m.missing_on)} |"
-            for m in shown
-        ]
-        if len(report.missing) > len(shown):
-            lines.append(f"| … and {len(report.missing) - len(shown):,} more | | | |")
-        lines += ["", "</details>"]
+    for title_text, items in (
+        (_missing_title(report), report.missing),
+        ("objects not in the local cache", report.not_in_cache or []),
+    ):
+        if items:
+            lines += ["", f"<details><summary>{len(items):,} {title_text}</summary>", ""]
+            lines += ["| Path | md5 | Size | Where |", "|---|---|---:|---|", *_missing_rows(items)]
+            lines += ["", "</details>"]
     if report.warnings:
         lines += ["", *[f"> ⚠️ {w}" for w in report.warnings]]
     return "\n".join(lines) + "\n"
+
+
+def _remote_line(report: Report, r: RemoteReport, width: int) -> str:
+    if report.command == "pull":
+        counts = f"{r.objects_served or 0:,} served ({human_size(r.bytes_served or 0)})"
+    elif report.command == "push":
+        counts = f"{r.objects_pushed or 0:,} pushed ({human_size(r.bytes_pushed or 0)})"
+        if r.objects_failed:
+            counts += f", {r.objects_failed:,} failed"
+    elif r.objects_present is not None:
+        counts = f"{r.objects_present:,} present, {r.objects_missing:,} missing"
+        if r.bytes_missing:
+            counts += f" ({human_size(r.bytes_missing)})"
+    else:
+        counts = ""
+    detail = r.message if r.state not in ("ok", "missing") or report.command == "pull" else ""
+    return f"  {r.name:<{width}}  {r.state:<12} {counts}{'  ' + detail if detail else ''}".rstrip()
 
 
 def to_text(report: Report, *, verbose: bool = False) -> str:
     """What a person sees in a terminal: a headline, one line per remote, the gaps and fixes."""
     lines = [headline(report), ""]
     width = max((len(r.name) for r in report.remotes), default=6)
-    for r in report.remotes:
-        counts = ""
-        if r.objects_present is not None:
-            counts = f"{r.objects_present:,} present, {r.objects_missing:,} missing"
-            if r.bytes_missing:
-                counts += f" ({human_size(r.bytes_missing)})"
-        detail = r.message if r.state not in ("ok", "missing") else ""
-        lines.append(
-            f"  {r.name:<{width}}  {r.state:<12} {counts}{'  ' + detail if detail else ''}"
-        )
-    gaps = report.outputs_with_gaps
+    lines += [_remote_line(report, r, width) for r in report.remotes]
+    gaps = report.outputs_with_gaps if report.command in ("verify", "demo") else []
     if gaps:
         lines += ["", "Outputs with missing data:"]
         for out in gaps[:MAX_ROWS]:
@@ -134,11 +218,17 @@ def to_text(report: Report, *, verbose: bool = False) -> str:
         fixes = [fix for out in gaps for fix in out.fixes]
         if fixes:
             lines += ["", "To fix:"] + [f"  {fix}" for fix in fixes[:MAX_ROWS]]
-    if verbose and report.missing:
-        lines += ["", "Missing objects:"]
+    listed = report.missing if report.command in ("pull", "push") or verbose else []
+    if listed:
+        lines += ["", _missing_title(report).capitalize() + ":"]
         lines += [
-            f"  {m.path}  {m.md5}  missing on {', '.join(m.missing_on)}" for m in report.missing
+            f"  {m.path}  (not on {', '.join(m.missing_on) or 'any remote'})"
+            for m in listed[:MAX_ROWS]
         ]
-    for warning in report.warnings:
-        lines.append(f"warning: {warning}")
+        if len(listed) > MAX_ROWS:
+            lines.append(f"  … and {len(listed) - MAX_ROWS:,} more (see --json)")
+    if report.not_in_cache:
+        lines += ["", "Not in the local cache (push them from a machine that has them):"]
+        lines += [f"  {m.path}" for m in report.not_in_cache[:MAX_ROWS]]
+    lines += [f"warning: {warning}" for warning in report.warnings]
     return "\n".join(lines) + "\n"

@@ -20,6 +20,11 @@ class RemoteReport:
     objects_missing: int | None = None
     bytes_missing: int | None = None
     requests: dict[str, int] = field(default_factory=dict)
+    objects_served: int | None = None
+    bytes_served: int | None = None
+    objects_pushed: int | None = None
+    bytes_pushed: int | None = None
+    objects_failed: int | None = None
 
 
 @dataclass
@@ -67,6 +72,9 @@ class Report:
     totals: dict[str, int]
     warnings: list[str] = field(default_factory=list)
     revisions: list[str] = field(default_factory=list)
+    remotes_used: list[str] | None = None
+    not_in_cache: list[MissingObject] | None = None
+    checked_out: int | None = None
 
     @property
     def ok(self) -> bool:

@@ -41,7 +41,7 @@ def run_verify(settings: Settings) -> Report:
 def verify_project(project: Project, settings: Settings) -> Report:
     repo, remotes = project.repo, project.remotes
     outputs_scope = _scope_outputs(repo, settings)
-    _parallel(remotes, lambda remote: remote.probe())
+    _parallel(remotes, lambda remote: remote.ensure_probed())
     inventory = Inventory(outputs_scope.outputs, excluded=set())
     loader = _Loader(repo, remotes)
     expand(inventory, loader)
@@ -130,7 +130,7 @@ class _Loader:
         return None
 
 
-def _parallel(remotes: list[Remote], work: Callable[[Remote], None]) -> None:
+def _parallel(remotes: list[Remote], work: Callable[[Remote], object]) -> None:
     if len(remotes) <= 1:
         for remote in remotes:
             work(remote)

@@ -1,0 +1,276 @@
+"""``pull``: each object from the first remote that can give it, then check the workspace out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dvc_multiremote.errors import ExitCode
+from dvc_multiremote.inventory import DirEntry, Inventory, ObjectRef, expand, outputs_at
+from dvc_multiremote.presence import Remote, RemoteFailed
+from dvc_multiremote.project import Project, open_project
+from dvc_multiremote.report import MissingObject, OutputReport, RemoteReport, Report
+from dvc_multiremote.settings import Settings
+from dvc_multiremote.transfer import (
+    Counter,
+    ObjectCorrupt,
+    ObjectFailed,
+    ObjectMissing,
+    download,
+    run_parallel,
+)
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+log = logging.getLogger(__name__)
+
+
+def run_pull(settings: Settings) -> Report:
+    """Fetch what the targets need with per-object fallback across remotes, then check out."""
+    with open_project(settings) as project:
+        return pull_project(project, settings)
+
+
+def local_cache_path(repo: Repo, obj: ObjectRef) -> Path:
+    odb = repo.cache.legacy if obj.legacy else repo.cache.local
+    return Path(odb.oid_to_path(obj.md5))
+
+
+def load_from_cache(repo: Repo, obj: ObjectRef) -> list[DirEntry] | None:
+    """A directory's entries from the local cache, or None."""
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.tree import Tree
+
+    from dvc_multiremote.inventory import entries_from_manifest
+
+    odb = repo.cache.legacy if obj.legacy else repo.cache.local
+    try:
+        return entries_from_manifest(Tree.load(odb, HashInfo("md5", obj.md5)), obj.legacy)
+    except (OSError, ValueError):
+        return None
+    except Exception:  # noqa: BLE001 - dvc_data's ObjectFormatError: treat as absent
+        return None
+
+
+@dataclass
+class FetchResult:
+    """What a fetch got, from where, and what no remote could give."""
+
+    served: dict[str, Counter] = field(default_factory=dict)
+    lacking: dict[ObjectRef, set[str]] = field(default_factory=dict)
+    corrupt: dict[ObjectRef, set[str]] = field(default_factory=dict)
+    unresolved: list[ObjectRef] = field(default_factory=list)
+
+
+class Fetcher:
+    """Per-object fallback: every object goes to the first remote in order that delivers it."""
+
+    def __init__(self, repo: Repo, remotes: list[Remote], workdir: Path, jobs: int) -> None:
+        self.repo = repo
+        self.remotes = remotes
+        self.workdir = workdir
+        self.jobs = jobs
+        self.result = FetchResult(served={remote.spec.name: Counter() for remote in remotes})
+        self._lock = threading.Lock()
+
+    def in_cache(self, obj: ObjectRef) -> bool:
+        return local_cache_path(self.repo, obj).exists()
+
+    def fetch(self, objects: list[ObjectRef]) -> list[ObjectRef]:
+        """Fetch every object not yet in the cache; return those no remote could deliver."""
+        remaining = [obj for obj in dict.fromkeys(objects) if not self.in_cache(obj)]
+        for remote in self.remotes:
+            if not remaining:
+                break
+            if not remote.ensure_probed():
+                continue
+            candidates = remaining
+            if remote.lists_cheaply:
+                remote.check(candidates, self.jobs)
+                if not remote.status.usable:
+                    continue
+                present = remote.status.present or {}
+                for obj in candidates:
+                    if obj not in present:
+                        self._note(self.result.lacking, obj, remote)
+                candidates = [obj for obj in candidates if obj in present]
+            got = self._from(remote, candidates)
+            remaining = [obj for obj in remaining if obj not in got]
+        return remaining
+
+    def _from(self, remote: Remote, objects: list[ObjectRef]) -> set[ObjectRef]:
+        got: set[ObjectRef] = set()
+        counter = self.result.served[remote.spec.name]
+
+        def one(obj: ObjectRef) -> None:
+            if not remote.status.usable:
+                return
+            try:
+                fetched = download(remote, obj, self.workdir)
+            except ObjectMissing:
+                self._note(self.result.lacking, obj, remote)
+                return
+            except ObjectCorrupt:
+                self._note(self.result.corrupt, obj, remote)
+                return
+            except (RemoteFailed, ObjectFailed) as exc:
+                log.debug("%s not from %s: %s", obj.md5, remote.spec.name, exc)
+                return
+            try:
+                self._store(fetched.path, obj)
+            finally:
+                fetched.path.unlink(missing_ok=True)
+            counter.add(fetched.size)
+            with self._lock:
+                got.add(obj)
+
+        run_parallel(objects, one, self.jobs)
+        return got
+
+    def _store(self, path: Path, obj: ObjectRef) -> None:
+        from dvc_objects.fs.local import localfs
+
+        odb = self.repo.cache.legacy if obj.legacy else self.repo.cache.local
+        # The local filesystem's put is a copy to a temporary name and a rename: atomic.
+        odb.add(str(path), localfs, obj.md5, check_exists=False)
+
+    def _note(self, table: dict[ObjectRef, set[str]], obj: ObjectRef, remote: Remote) -> None:
+        with self._lock:
+            table.setdefault(obj, set()).add(remote.spec.name)
+
+
+def pull_project(project: Project, settings: Settings) -> Report:
+    repo, remotes = project.repo, project.remotes
+    jobs = settings.http_jobs
+    outputs = outputs_at(repo, [None], settings.targets, strict=True)
+    inventory = Inventory(outputs)
+    os.makedirs(repo.tmp_dir, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="dvc-multiremote-", dir=repo.tmp_dir))
+    try:
+        fetcher = Fetcher(repo, remotes, workdir, jobs)
+        # Manifests first: they say which files a directory needs.
+        fetcher.fetch([out.obj for out in outputs if out.is_dir])
+        expand(inventory, lambda obj: load_from_cache(repo, obj))
+        objects = inventory.objects()
+        unresolved = fetcher.fetch(list(objects))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    checked_out, checkout_warnings = _checkout(repo, settings.targets)
+    return _report(project, inventory, fetcher.result, unresolved, checked_out, checkout_warnings)
+
+
+def _checkout(repo: Repo, targets: list[str]) -> tuple[int, list[str]]:
+    from dvc.exceptions import CheckoutError
+
+    try:
+        stats = repo.checkout(targets=targets or None, allow_missing=True)
+    except CheckoutError as exc:
+        return 0, [f"checkout left {len(exc.target_infos)} path(s) out: {exc}"]
+    return sum(len(paths) for key, paths in stats.items() if key in ("added", "modified")), []
+
+
+def _report(
+    project: Project,
+    inventory: Inventory,
+    result: FetchResult,
+    unresolved: list[ObjectRef],
+    checked_out: int,
+    warnings: list[str],
+) -> Report:
+    objects = inventory.objects()
+    repo = project.repo
+    remotes_used = [name for name, counter in result.served.items() if counter.objects]
+    remote_reports = []
+    for remote in project.remotes:
+        status = remote.status
+        counter = result.served[status.spec.name]
+        message = status.message
+        if not remote.contacted:
+            message = "not contacted: nothing was needed from it"
+        remote_reports.append(
+            RemoteReport(
+                name=status.spec.name,
+                url=status.spec.display_url,
+                state=status.state if status.state != "missing" else "ok",
+                message=message,
+                requests=dict(status.requests),
+                objects_served=counter.objects,
+                bytes_served=counter.bytes,
+            )
+        )
+    answered = [r.spec.name for r in project.remotes if r.status.usable and r.contacted]
+    missing = [
+        MissingObject(
+            md5=obj.md5,
+            path=objects.get(obj, obj.md5),
+            size=None,
+            missing_on=sorted(result.lacking.get(obj, set()) | result.corrupt.get(obj, set()))
+            or answered,
+        )
+        for obj in sorted(unresolved, key=lambda o: objects.get(o, o.md5))
+    ]
+    outputs = []
+    unknown_dirs = []
+    for out in inventory.outputs:
+        entries = inventory.contents.get(out.obj) if out.is_dir else None
+        own = {out.obj, *(entry.obj for entry in entries or [])}
+        lacking = [obj for obj in unresolved if obj in own]
+        report = OutputReport(
+            path=out.path,
+            dvc_file=out.dvc_file,
+            md5=out.md5,
+            is_dir=out.is_dir,
+            files=len(entries) if entries is not None else (out.nfiles if out.is_dir else 1),
+            line=out.line,
+        )
+        if lacking:
+            report.missing = {"any remote": len(lacking)}
+        if out.is_dir and entries is None:
+            report.reason = (
+                "its .dir manifest is on no remote that answered, so its files are unknown"
+            )
+            unknown_dirs.append(out.path)
+        outputs.append(report)
+    notes = list(project.warnings) + warnings
+    for remote in project.remotes:
+        if remote.status.state not in ("ok", "missing") and remotes_used:
+            notes.append(
+                f"Fell back past {remote.spec.name} ({remote.status.state}: {remote.status.message})."
+            )
+    corrupt = sorted({name for names in result.corrupt.values() for name in names})
+    if corrupt:
+        notes.append(f"Corrupt copies were refused from: {', '.join(corrupt)}.")
+    fallback = [name for name in remotes_used if name != project.remotes[0].spec.name]
+    if fallback and remotes_used:
+        notes.append(f"Fallback used: objects came from {', '.join(remotes_used)}.")
+    if unresolved or unknown_dirs:
+        served_any = bool(remotes_used) or any(
+            r.status.usable and r.contacted for r in project.remotes
+        )
+        code = ExitCode.DATA if served_any else ExitCode.REMOTE
+    else:
+        code = ExitCode.OK
+    sizes = {
+        obj: local_cache_path(repo, obj).stat().st_size
+        for obj in objects
+        if local_cache_path(repo, obj).exists()
+    }
+    return Report(
+        command="pull",
+        exit_code=int(code),
+        scope="workspace",
+        remotes=remote_reports,
+        outputs=outputs,
+        missing=missing,
+        totals={"objects": len(objects), "bytes": sum(sizes.values())},
+        warnings=notes,
+        remotes_used=remotes_used,
+        checked_out=checked_out,
+    )

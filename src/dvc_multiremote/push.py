@@ -1,0 +1,178 @@
+"""``push``: what the local cache holds, to every remote at once; manifests after their files."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dvc_multiremote.errors import ExitCode, worst
+from dvc_multiremote.inventory import Inventory, ObjectRef, expand, outputs_at
+from dvc_multiremote.presence import Remote, RemoteFailed
+from dvc_multiremote.project import Project, open_project
+from dvc_multiremote.pull import load_from_cache, local_cache_path
+from dvc_multiremote.report import MissingObject, OutputReport, RemoteReport, Report
+from dvc_multiremote.settings import Settings
+from dvc_multiremote.transfer import Counter, ObjectFailed, run_parallel, upload
+
+log = logging.getLogger(__name__)
+
+
+def run_push(settings: Settings) -> Report:
+    """Push every object the targets reference and the cache holds to every selected remote."""
+    with open_project(settings) as project:
+        return push_project(project, settings)
+
+
+@dataclass
+class PushOutcome:
+    """One remote's share of a push."""
+
+    pushed: Counter = field(default_factory=Counter)
+    failed: set[ObjectRef] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def push_project(project: Project, settings: Settings) -> Report:
+    repo, remotes = project.repo, project.remotes
+    outputs = outputs_at(repo, [None], settings.targets, strict=True)
+    inventory = Inventory(outputs)
+    expand(inventory, lambda obj: load_from_cache(repo, obj))
+    objects = inventory.objects()
+    cached = {obj for obj in objects if local_cache_path(repo, obj).exists()}
+    sources = {obj: local_cache_path(repo, obj) for obj in cached}
+    outcomes = {remote.spec.name: PushOutcome() for remote in remotes}
+
+    def push_to(remote: Remote) -> None:
+        _push_remote(remote, inventory, sources, outcomes[remote.spec.name], settings.http_jobs)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(remotes))) as pool:
+        for future in [pool.submit(push_to, remote) for remote in remotes]:
+            future.result()
+    return _report(project, inventory, objects, cached, outcomes)
+
+
+def _push_remote(
+    remote: Remote,
+    inventory: Inventory,
+    sources: dict[ObjectRef, Path],
+    outcome: PushOutcome,
+    jobs: int,
+) -> None:
+    if not remote.ensure_probed():
+        return
+    remote.check(sources, jobs)
+    if not remote.status.usable:
+        return
+    present = set(remote.status.present or {})
+
+    def one(obj: ObjectRef) -> None:
+        if not remote.status.usable:
+            return
+        try:
+            size = upload(remote, obj, sources[obj])
+        except (RemoteFailed, ObjectFailed, FileNotFoundError) as exc:
+            log.debug("push of %s to %s failed: %s", obj.md5, remote.spec.name, exc)
+            with outcome.lock:
+                outcome.failed.add(obj)
+            return
+        outcome.pushed.add(size)
+        with outcome.lock:
+            present.add(obj)
+
+    files = [obj for obj in sources if not obj.is_dir and obj not in present]
+    run_parallel(files, one, jobs)
+    # A manifest goes up only once every file it lists is there: DVC trusts a manifest.
+    manifests = []
+    for out in inventory.outputs:
+        if not out.is_dir or out.obj not in sources or out.obj in present:
+            continue
+        entries = inventory.contents.get(out.obj) or []
+        if all(entry.obj in present for entry in entries):
+            manifests.append(out.obj)
+        else:
+            outcome.failed.add(out.obj)
+    run_parallel(dict.fromkeys(manifests), one, jobs)
+
+
+def _report(
+    project: Project,
+    inventory: Inventory,
+    objects: dict[ObjectRef, str],
+    cached: set[ObjectRef],
+    outcomes: dict[str, PushOutcome],
+) -> Report:
+    remote_reports = []
+    for remote in project.remotes:
+        status, outcome = remote.status, outcomes[remote.spec.name]
+        usable = status.usable
+        remote_reports.append(
+            RemoteReport(
+                name=status.spec.name,
+                url=status.spec.display_url,
+                state=status.state if status.state != "missing" else "ok",
+                message=status.message,
+                requests=dict(status.requests),
+                objects_pushed=outcome.pushed.objects,
+                bytes_pushed=outcome.pushed.bytes,
+                objects_failed=len(outcome.failed) if usable else None,
+            )
+        )
+    not_in_cache = [
+        MissingObject(md5=obj.md5, path=path, size=None, missing_on=["cache"])
+        for obj, path in sorted(objects.items(), key=lambda item: item[1])
+        if obj not in cached
+    ]
+    failed = {
+        obj: sorted(name for name, outcome in outcomes.items() if obj in outcome.failed)
+        for obj in objects
+    }
+    missing = [
+        MissingObject(md5=obj.md5, path=objects[obj], size=None, missing_on=names)
+        for obj, names in sorted(failed.items(), key=lambda item: objects[item[0]])
+        if names
+    ]
+    outputs = []
+    for out in inventory.outputs:
+        entries = inventory.contents.get(out.obj) if out.is_dir else None
+        report = OutputReport(
+            path=out.path,
+            dvc_file=out.dvc_file,
+            md5=out.md5,
+            is_dir=out.is_dir,
+            files=len(entries) if entries is not None else (out.nfiles if out.is_dir else 1),
+            line=out.line,
+        )
+        own = {out.obj, *(entry.obj for entry in entries or [])}
+        for name, outcome in outcomes.items():
+            count = len(own & outcome.failed)
+            if count:
+                report.missing[name] = count
+        if out.obj not in cached:
+            report.reason = "not in the local cache, so it cannot be pushed from here"
+        outputs.append(report)
+    codes = [ExitCode.OK]
+    if any(not remote.status.usable for remote in project.remotes):
+        codes.append(ExitCode.REMOTE)
+    if not_in_cache or missing:
+        codes.append(ExitCode.DATA)
+    return Report(
+        command="push",
+        exit_code=int(worst(*codes)),
+        scope="workspace",
+        remotes=remote_reports,
+        outputs=outputs,
+        missing=missing,
+        totals={
+            "objects": len(objects),
+            "bytes": sum(
+                p.stat().st_size
+                for o in cached
+                if (p := local_cache_path(project.repo, o)).exists()
+            ),
+        },
+        warnings=list(project.warnings),
+        not_in_cache=not_in_cache,
+    )

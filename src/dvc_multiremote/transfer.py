@@ -1,0 +1,145 @@
+"""Move single objects between a remote and local files: verified, atomic, retried, classified."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from dvc_multiremote.classify import Failure, classify_exception
+from dvc_multiremote.inventory import ObjectRef
+from dvc_multiremote.presence import MAX_ATTEMPTS, Remote, RemoteFailed
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ObjectMissing(Exception):
+    """The remote answered: it does not have this object."""
+
+
+class ObjectCorrupt(Exception):
+    """The bytes the remote gave do not hash to the object's md5."""
+
+
+class ObjectFailed(Exception):
+    """This object kept failing on this remote (after retries); the remote itself may be fine."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    obj: ObjectRef
+    path: Path
+    size: int
+
+
+def md5_matches(path: Path, obj: ObjectRef) -> bool:
+    """Whether a downloaded file is the object it claims to be, hashed as DVC hashes it."""
+    from dvc_data.hashfile.hash import file_md5
+
+    if obj.is_dir:
+        # A manifest's address is the md5 of its bytes, with ".dir" appended.
+        expected = obj.md5[: -len(".dir")]
+        name = "md5"
+    else:
+        expected = obj.md5
+        name = "md5-dos2unix" if obj.legacy else "md5"
+    return bool(file_md5(str(path), name=name) == expected)
+
+
+def attempt(remote: Remote, action: Callable[[], T], what: str) -> T:
+    """Run one object operation with bounded retries; classify what goes wrong.
+
+    Raises ObjectMissing (404), RemoteFailed (the remote is now dropped: auth, cap,
+    unreachable), or ObjectFailed (transient errors that persisted).
+    """
+    for number in range(1, MAX_ATTEMPTS + 1):
+        if not remote.status.usable:
+            raise RemoteFailed(remote.status.message)
+        try:
+            return action()
+        except FileNotFoundError as exc:
+            raise ObjectMissing(what) from exc
+        except (ObjectCorrupt, ObjectMissing):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is classified below
+            failure = classify_exception(exc)
+        if failure.state == "missing":
+            raise ObjectMissing(what)
+        if failure.state in ("auth", "cap-exceeded", "unreachable"):
+            remote.status.fail(failure)
+            raise RemoteFailed(failure.detail)
+        log.debug(
+            "%s on %s failed (attempt %d): %s", what, remote.spec.name, number, failure.detail
+        )
+        if number < MAX_ATTEMPTS:
+            time.sleep(_backoff(number, failure))
+    raise ObjectFailed(f"{what}: {failure.detail}")
+
+
+def download(remote: Remote, obj: ObjectRef, workdir: Path) -> Fetched:
+    """Fetch one object into a new file under ``workdir`` and check its md5."""
+    source = remote.path_of(obj)
+    fd, name = tempfile.mkstemp(dir=workdir, prefix=obj.md5[:8], suffix=".part")
+    os.close(fd)
+    path = Path(name)
+
+    def get() -> Fetched:
+        remote.status.requests["GET"] += 1
+        remote.fs.get_file(source, str(path))
+        if not md5_matches(path, obj):
+            raise ObjectCorrupt(f"{obj.md5} on {remote.spec.name} does not match its md5")
+        return Fetched(obj, path, path.stat().st_size)
+
+    try:
+        return attempt(remote, get, f"download of {obj.md5}")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def upload(remote: Remote, obj: ObjectRef, source: Path) -> int:
+    """Put one local file on the remote at the object's address (DVC's layout and method)."""
+    from dvc_objects.fs.local import localfs
+
+    def put() -> int:
+        remote.status.requests["PUT"] += 1
+        remote.odb_for(obj).add(str(source), localfs, obj.md5, check_exists=False)
+        return source.stat().st_size
+
+    return attempt(remote, put, f"upload of {obj.md5}")
+
+
+def run_parallel(items: Iterable[T], work: Callable[[T], None], jobs: int) -> None:
+    """Run ``work`` over items on ``jobs`` threads; exceptions propagate after all finish."""
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for future in [pool.submit(work, item) for item in items]:
+            future.result()
+
+
+class Counter:
+    """A thread-safe tally of objects and bytes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.objects = 0
+        self.bytes = 0
+
+    def add(self, size: int) -> None:
+        with self._lock:
+            self.objects += 1
+            self.bytes += size
+
+
+def _backoff(number: int, failure: Failure) -> float:
+    if failure.retry_after is not None:
+        return failure.retry_after
+    return min(0.2 * 2 ** (number - 1), 5.0) * (0.5 + random.random())  # noqa: S311 - jitter

@@ -1,0 +1,212 @@
+"""`pull` with per-object fallback and `push` to every remote, against real servers on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from projects import B2_KEY, B2_KEY_ID, FILES, PREFIX, TOKEN, Project, World, cli_env
+from servers.faults import Fault
+from servers.moto_s3 import s3_client
+
+ALL = FILES + 2  # the files of data/images, its manifest, data/model.bin
+
+
+def _workspace_complete(project: Project) -> bool:
+    images = project.root / "data" / "images"
+    return (project.root / "data" / "model.bin").is_file() and len(
+        list(images.glob("*.bin"))
+    ) == FILES
+
+
+def _objects_got(log: list, prefix: str) -> list[str]:  # type: ignore[type-arg]
+    """Object paths a server answered 200 to a GET for (not probes, not 404s)."""
+    return [
+        r.path.split(prefix, 1)[1]
+        for r in log
+        if r.method == "GET" and r.status == 200 and prefix in r.path
+    ]
+
+
+def test_primary_on_dead_port_pulls_everything_from_the_secondary(
+    world: World, dead_url: str
+) -> None:
+    direct = world.clone("direct")
+    started = time.monotonic()
+    assert world.run_in(direct, "pull", "-r", "dagshub").code == 0
+    direct_seconds = time.monotonic() - started
+
+    clone = world.clone()
+    clone.add_remote(
+        "backblaze", f"s3://{world.bucket}/{PREFIX}", default=True, endpointurl=dead_url
+    )
+    started = time.monotonic()
+    run = world.run_in(clone, "pull")
+    fallback_seconds = time.monotonic() - started
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.report is not None
+    assert run.report["remotes_used"] == ["dagshub"]
+    assert run.remote("backblaze")["state"] == "unreachable"
+    assert run.remote("dagshub")["objects_served"] == ALL
+    assert any("Fell back" in w for w in run.report["warnings"])
+    assert _workspace_complete(clone)
+    assert fallback_seconds - direct_seconds < 5, (fallback_seconds, direct_seconds)
+
+
+def test_b2_cap_midway_each_object_downloaded_exactly_once(world: World) -> None:
+    capped_after = 10
+    world.s3.set_fault(Fault("b2_cap", after=capped_after))
+    clone = world.clone()
+    run = world.run_in(clone, "pull", "-j", "4")
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.remote("backblaze")["state"] == "cap-exceeded"
+    assert run.remote("backblaze")["objects_served"] == capped_after
+    assert run.remote("dagshub")["objects_served"] == ALL - capped_after
+    from_b2 = _objects_got(world.s3.requests, f"{PREFIX}/")
+    from_dagshub = _objects_got(world.dagshub.requests, "repo.dvc/")
+    assert len(from_b2) == capped_after
+    assert len(from_b2) + len(from_dagshub) == ALL
+    assert len(set(from_b2) | set(from_dagshub)) == ALL  # nothing downloaded twice
+    assert _workspace_complete(clone)
+
+
+def test_objects_split_across_remotes_all_arrive(world: World) -> None:
+    objects = sorted(world.project.objects("data/images.dvc", "data/model.bin.dvc"))
+    client = s3_client(world.moto.endpoint_url)
+    for number, rel in enumerate(objects):
+        if number % 2:
+            client.delete_object(Bucket=world.bucket, Key=f"{PREFIX}/{rel}")
+        else:
+            world.dagshub.delete(rel)
+    clone = world.clone()
+    run = world.run_in(clone, "pull")
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.report is not None and run.report["remotes_used"] == ["backblaze", "dagshub"]
+    assert _workspace_complete(clone)
+
+
+def test_object_on_no_remote_is_reported_and_the_rest_checked_out(world: World) -> None:
+    gone_rel, gone_path = next(
+        (rel, path)
+        for rel, path in sorted(world.project.objects("data/images.dvc").items())
+        if not rel.endswith(".dir")
+    )
+    s3_client(world.moto.endpoint_url).delete_object(
+        Bucket=world.bucket, Key=f"{PREFIX}/{gone_rel}"
+    )
+    world.dagshub.delete(gone_rel)
+    clone = world.clone()
+    run = world.run_in(clone, "pull")
+    assert run.code == 1, run.stderr + run.stdout
+    assert run.report is not None
+    assert [m["path"] for m in run.report["missing"]] == [gone_path]
+    assert (clone.root / "data" / "model.bin").is_file()
+    assert gone_path in run.stdout
+
+
+def test_wrong_token_on_secondary_does_not_matter_when_primary_serves_all(world: World) -> None:
+    clone = world.clone()
+    run = world.run_in(clone, "pull", env={"DAGSHUB_TOKEN": "wrong"})
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.remote("dagshub")["state"] != "auth"
+    assert world.dagshub.requests == []
+    # ...but when it is needed, its refusal is named as such.
+    world.s3.set_fault(Fault("unauthorized"))
+    again = world.run_in(world.clone("again"), "pull", env={"DAGSHUB_TOKEN": "wrong"})
+    assert again.code == 3, again.stderr + again.stdout
+    assert again.remote("dagshub")["state"] == "auth"
+    assert again.remote("backblaze")["state"] == "auth"
+
+
+def test_primary_slowdown_on_a_fifth_of_requests_still_completes(world: World) -> None:
+    world.s3.set_fault(Fault("slowdown", rate=0.2, retry_after=0, seed=3))
+    clone = world.clone()
+    run = world.run_in(clone, "pull", "-r", "backblaze")
+    assert run.code == 0, run.stderr + run.stdout
+    assert _workspace_complete(clone)
+    assert any(r.status == 503 for r in world.s3.requests)
+
+
+def test_push_with_one_remote_down_then_up(world: World, dead_url: str) -> None:
+    project = world.project
+    project.write_dir("data/more", 12, seed=21)
+    project.dvc_add("data/more")
+    project.commit("More data")
+    new = {rel for rel in project.objects("data/more.dvc")}
+    good_endpoint = world.s3.base_url
+    project.add_remote(
+        "backblaze", f"s3://{world.bucket}/{PREFIX}", default=True, endpointurl=dead_url
+    )
+    run = world.run("push")
+    assert run.code == 3, run.stderr + run.stdout
+    assert run.remote("backblaze")["state"] == "unreachable"
+    assert run.remote("dagshub")["objects_pushed"] == len(new)
+    assert new <= set(world.dagshub.object_paths())
+
+    project.add_remote(
+        "backblaze", f"s3://{world.bucket}/{PREFIX}", default=True, endpointurl=good_endpoint
+    )
+    again = world.run("push")
+    assert again.code == 0, again.stderr + again.stdout
+    assert again.remote("backblaze")["objects_pushed"] == len(new)
+    assert again.remote("dagshub")["objects_pushed"] == 0
+    assert {f"{PREFIX}/{rel}" for rel in new} <= set(world.s3_keys())
+    assert world.verify().code == 0
+
+
+def test_after_push_the_real_dvc_cli_pulls_from_each_remote(world: World) -> None:
+    project = world.project
+    project.write_dir("data/fresh", 15, seed=33)
+    project.write_file("data/fresh.csv", 70_000, seed=34)
+    project.dvc_add("data/fresh", "data/fresh.csv")
+    project.commit("Fresh data")
+    assert world.run("push").code == 0
+    for remote in ("backblaze", "dagshub"):
+        clone = world.clone(f"cli-{remote}")
+        local = clone.root / ".dvc" / "config.local"
+        local.write_text(
+            f"['remote \"dagshub\"']\n    auth = basic\n    user = {TOKEN}\n    password = {TOKEN}\n"
+        )
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dvc",
+                "pull",
+                "-r",
+                remote,
+                "data/fresh.dvc",
+                "data/fresh.csv.dvc",
+            ],
+            cwd=clone.root,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert len(list((clone.root / "data" / "fresh").iterdir())) == 15
+        assert (clone.root / "data" / "fresh.csv").stat().st_size == 70_000
+
+
+def test_push_lists_what_the_cache_lacks(world: World) -> None:
+    clone = world.clone()
+    run = world.run_in(clone, "push")
+    assert run.code == 1, run.stderr + run.stdout
+    assert run.report is not None
+    assert {m["path"] for m in run.report["not_in_cache"]} == {"data/images", "data/model.bin"}
+
+
+def test_pull_and_push_keep_secrets_out_of_everything(world: World) -> None:
+    clone = world.clone()
+    world.s3.set_fault(Fault("b2_cap", after=5))
+    runs = [world.run_in(clone, "pull", "-v"), world.run_in(clone, "push", "-v")]
+    secrets = [TOKEN, B2_KEY_ID, B2_KEY]
+    for run in runs:
+        assert run.report is not None, run.stderr
+        for secret in secrets:
+            assert secret not in run.everything
+    assert clone.files_containing(secrets) == []
+    assert not (clone.root / ".dvc" / "config.local").exists()
+    assert cli_env()  # the helper itself strips credentials from the parent environment
