@@ -60,52 +60,84 @@ def build_project(root: Path) -> Path:
     return root
 
 
-def run_demo(settings: Settings) -> Report:
-    """Build the project, push to ``backblaze`` only, and show what ``dagshub`` lacks."""
-    from dvc_multiremote.render import to_text
-    from dvc_multiremote.verify import run_verify
+class _Tour:
+    """Runs our commands on the demo project and prints them as a person would type them."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def run(self, command: str, repo: Path, comment: str, **options: object) -> Report:
+        from dvc_multiremote.commands import run_command
+        from dvc_multiremote.render import to_text
+
+        flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items())
+        _say(f"$ dvc-multiremote {command} {flags}".rstrip() + f"   # {comment}")
+        report = run_command(
+            Settings(
+                command=command,  # type: ignore[arg-type]
+                repo=repo,
+                jobs=self.settings.jobs,
+                credentials=Credentials(),
+                **options,  # type: ignore[arg-type]
+            )
+        )
+        _say(_indent(to_text(report)))
+        _say(f"  → exit code {report.exit_code}")
+        _say()
+        return report
+
+
+def run_demo(settings: Settings) -> Report:
+    """A tour: verify finds what ``dagshub`` lacks, push fills it, pull survives ``backblaze`` down."""
     started = time.monotonic()
     workdir = settings.keep or Path(tempfile.mkdtemp(prefix="dvc-multiremote-demo-"))
     if settings.keep and settings.keep.exists() and any(settings.keep.iterdir()):
         from dvc_multiremote.errors import UsageError
 
         raise UsageError(f"--keep {settings.keep} is not empty; give a new or empty directory.")
+    tour = _Tour(settings)
     try:
         root = workdir / "project"
         _say(f"Building a DVC project in {root}")
         _say(
-            f"  {IMAGES} small files in data/images, one {BIG_FILE_BYTES // 1_000_000} MB file data/model.bin"
+            f"  {IMAGES} small files in data/images, a {BIG_FILE_BYTES // 1_000_000} MB data/model.bin"
         )
         _say("  remotes: backblaze (default) and dagshub, two local directories")
         _say("  pushed to backblaze only, as a forgotten `dvc push -r dagshub` would leave it")
+        _say()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             build_project(root)
-        _say()
-        _say("$ dvc-multiremote verify   # deep: every file of every directory, on every remote")
-        verify_settings = Settings(
-            command="verify",
-            repo=root,
-            jobs=settings.jobs,
-            json_path=settings.json_path,
-            markdown_path=settings.markdown_path,
-            credentials=Credentials(),
+
+        _say("Act 1 — what is where")
+        first = tour.run("verify", root, "deep: every file of every directory, on every remote")
+        _say("Act 2 — fill the gaps")
+        tour.run("push", root, "to every remote at once; each gets only what it lacks")
+        tour.run("verify", root, "now complete")
+
+        _say("Act 3 — backblaze goes down (a dead endpoint, a spent download cap)")
+        clone = workdir / "ci-runner"
+        _git(workdir, "clone", "-q", str(root), str(clone))
+        dead = clone / "backblaze-is-down"
+        dead.write_text("not a directory\n")
+        (clone / ".dvc" / "config.local").write_text(
+            f"['remote \"backblaze\"']\n    url = {dead / 'store'}\n"
         )
-        report = run_verify(verify_settings)
-        _say(_indent(to_text(report)))
-        lacking = next((r for r in report.remotes if r.name == "dagshub"), None)
-        if lacking is not None and lacking.objects_missing:
-            _say(
-                f"dagshub lacks {lacking.objects_missing:,} objects: every file of data/images, its .dir "
-                "manifest, and data/model.bin."
-            )
+        _say(f"  a fresh clone in {clone}, empty cache, backblaze pointing at a dead location")
+        pulled = tour.run("pull", clone, "each object from the first remote that can give it")
+        complete = (clone / "data" / "images").is_dir() and (clone / "data" / "model.bin").is_file()
+        _say(f"  data/ checked out from dagshub: {'yes' if complete else 'NO'}")
+        _say()
+        missing_before = next((r.objects_missing for r in first.remotes if r.name == "dagshub"), 0)
         _say(
-            f"exit code {report.exit_code} (1 = data missing somewhere)  ·  {time.monotonic() - started:.1f} s"
+            f"Tour done in {time.monotonic() - started:.1f} s: dagshub lacked {missing_before or 0:,} "
+            f"objects, push filled it, pull fell back past backblaze."
         )
         if settings.keep:
             _say(f"The project stays in {root}; try `dvc-multiremote verify --repo {root}`.")
-        report.command = "demo"
-        return report
+        pulled.command = "demo"
+        if pulled.exit_code == 0 and not complete:
+            pulled.exit_code = 1
+        return pulled
     finally:
         if not settings.keep:
             shutil.rmtree(workdir, ignore_errors=True)
