@@ -74,11 +74,11 @@ class _Tour:
         _say(f"$ dvc-multiremote {command} {flags}".rstrip() + f"   # {comment}")
         report = run_command(
             Settings(
-                command=command,  # type: ignore[arg-type]
+                command=command,
                 repo=repo,
                 jobs=self.settings.jobs,
                 credentials=Credentials(),
-                **options,  # type: ignore[arg-type]
+                **options,
             )
         )
         _say(_indent(to_text(report)))
