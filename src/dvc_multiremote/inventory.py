@@ -58,6 +58,7 @@ class Inventory:
     outputs: list[OutputRef]
     contents: dict[ObjectRef, list[DirEntry] | None] = field(default_factory=dict)
     excluded: set[ObjectRef] = field(default_factory=set)
+    shard: tuple[int, int] | None = None
 
     def objects(self) -> dict[ObjectRef, str]:
         """Every object in scope with a path a person recognises (first referencing output)."""
@@ -68,7 +69,15 @@ class Inventory:
                 found.setdefault(entry.obj, posixpath.join(out.path, entry.relpath))
         for obj in self.excluded:
             found.pop(obj, None)
+        if self.shard is not None:
+            found = {obj: path for obj, path in found.items() if in_shard(obj.md5, self.shard)}
         return found
+
+
+def in_shard(md5: str, shard: tuple[int, int]) -> bool:
+    """Whether an md5 falls in shard I of N: contiguous ranges of the hash's first 8 hex digits."""
+    index, count = shard
+    return int(md5[:8], 16) * count // 16**8 == index - 1
 
 
 def resolve_rev(repo: Repo, rev: str, option: str) -> str:

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dvc_multiremote.errors import ExitCode
-from dvc_multiremote.inventory import DirEntry, Inventory, ObjectRef, expand, outputs_at
+from dvc_multiremote.inventory import Inventory, ObjectRef, expand, outputs_at
 from dvc_multiremote.presence import Remote, RemoteFailed
 from dvc_multiremote.project import Project, open_project
 from dvc_multiremote.report import MissingObject, OutputReport, RemoteReport, Report
+from dvc_multiremote.scope import load_from_cache, local_cache_path
 from dvc_multiremote.settings import Settings
 from dvc_multiremote.transfer import (
     Counter,
@@ -36,27 +37,6 @@ def run_pull(settings: Settings) -> Report:
     """Fetch what the targets need with per-object fallback across remotes, then check out."""
     with open_project(settings) as project:
         return pull_project(project, settings)
-
-
-def local_cache_path(repo: Repo, obj: ObjectRef) -> Path:
-    odb = repo.cache.legacy if obj.legacy else repo.cache.local
-    return Path(odb.oid_to_path(obj.md5))
-
-
-def load_from_cache(repo: Repo, obj: ObjectRef) -> list[DirEntry] | None:
-    """A directory's entries from the local cache, or None."""
-    from dvc_data.hashfile.hash_info import HashInfo
-    from dvc_data.hashfile.tree import Tree
-
-    from dvc_multiremote.inventory import entries_from_manifest
-
-    odb = repo.cache.legacy if obj.legacy else repo.cache.local
-    try:
-        return entries_from_manifest(Tree.load(odb, HashInfo("md5", obj.md5)), obj.legacy)
-    except (OSError, ValueError):
-        return None
-    except Exception:  # noqa: BLE001 - dvc_data's ObjectFormatError: treat as absent
-        return None
 
 
 @dataclass

@@ -12,8 +12,8 @@ from dvc_multiremote.errors import ExitCode, worst
 from dvc_multiremote.inventory import Inventory, ObjectRef, expand, outputs_at
 from dvc_multiremote.presence import Remote, RemoteFailed
 from dvc_multiremote.project import Project, open_project
-from dvc_multiremote.pull import load_from_cache, local_cache_path
 from dvc_multiremote.report import MissingObject, OutputReport, RemoteReport, Report
+from dvc_multiremote.scope import load_from_cache, local_cache_path
 from dvc_multiremote.settings import Settings
 from dvc_multiremote.transfer import Counter, ObjectFailed, run_parallel, upload
 

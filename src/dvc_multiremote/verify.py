@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dvc_multiremote.errors import ExitCode, worst
-from dvc_multiremote.inventory import (
-    DirEntry,
-    Inventory,
-    ObjectRef,
-    OutputRef,
-    all_commit_outputs,
-    expand,
-    merge_base,
-    outputs_at,
-    resolve_rev,
-)
+from dvc_multiremote.inventory import Inventory, ObjectRef, OutputRef
 from dvc_multiremote.project import Project, open_project
 from dvc_multiremote.report import MissingObject, OutputReport, RemoteReport, Report
+from dvc_multiremote.scope import gather, on_remotes
 from dvc_multiremote.settings import Settings
 
 if TYPE_CHECKING:
-    from dvc.repo import Repo
-
     from dvc_multiremote.presence import Remote
 
 log = logging.getLogger(__name__)
@@ -39,105 +25,17 @@ def run_verify(settings: Settings) -> Report:
 
 
 def verify_project(project: Project, settings: Settings) -> Report:
-    repo, remotes = project.repo, project.remotes
-    outputs_scope = _scope_outputs(repo, settings)
-    _parallel(remotes, lambda remote: remote.ensure_probed())
-    inventory = Inventory(outputs_scope.outputs, excluded=set())
-    loader = _Loader(repo, remotes)
-    expand(inventory, loader)
-    if outputs_scope.base_dirs:
-        _exclude_base_files(inventory, outputs_scope.base_dirs, loader)
+    remotes = project.remotes
+    gathered = gather(project, settings)
+    inventory = gathered.inventory
+    if settings.shard:
+        inventory.shard = settings.shard
     objects = inventory.objects()
     usable = [remote for remote in remotes if remote.status.usable]
-    _parallel(usable, lambda remote: remote.check(objects, settings.http_jobs))
+    on_remotes(usable, lambda remote: remote.check(objects, settings.http_jobs))
     return build_report(
-        "verify", settings.scope, inventory, remotes, project.warnings, outputs_scope.revisions
+        "verify", settings.scope, inventory, remotes, project.warnings, gathered.revisions
     )
-
-
-@dataclass
-class _Scope:
-    """The outputs a run checks, the commits they came from, and (for a range) the base's dirs."""
-
-    outputs: list[OutputRef]
-    revisions: list[str] = field(default_factory=list)
-    base_dirs: dict[str, ObjectRef] = field(default_factory=dict)
-
-
-def _scope_outputs(repo: Repo, settings: Settings) -> _Scope:
-    targets = settings.targets
-    if settings.rev:
-        sha = resolve_rev(repo, settings.rev, "--rev")
-        return _Scope(outputs_at(repo, [sha], targets, strict=True), [sha], {})
-    if settings.range:
-        base_name, _, head_name = settings.range.partition("..")
-        base = resolve_rev(repo, base_name, "--range")
-        head = resolve_rev(repo, head_name, "--range")
-        fork = merge_base(repo, base, head)
-        base_outs = outputs_at(repo, [fork], targets, strict=False)
-        head_outs = outputs_at(repo, [head], targets, strict=False)
-        known = {out.obj for out in base_outs}
-        new = [out for out in head_outs if out.obj not in known]
-        base_dirs = {out.path: out.obj for out in base_outs if out.is_dir}
-        return _Scope(new, [fork, head], base_dirs)
-    if settings.all_commits:
-        return _Scope(all_commit_outputs(repo, targets), [], {})
-    return _Scope(outputs_at(repo, [None], targets, strict=True), [], {})
-
-
-def _exclude_base_files(
-    inventory: Inventory, base_dirs: dict[str, ObjectRef], loader: _Loader
-) -> None:
-    """In a range, files a changed directory already had at the merge-base are not the PR's."""
-    for out in inventory.outputs:
-        before = base_dirs.get(out.path)
-        if out.is_dir and before is not None and before != out.obj:
-            entries = loader(before) or []
-            now = {entry.obj for entry in inventory.contents.get(out.obj) or []}
-            inventory.excluded.update(entry.obj for entry in entries if entry.obj in now)
-
-
-class _Loader:
-    """Reads a ``.dir`` manifest from the local cache, else from the first remote that has it."""
-
-    def __init__(self, repo: Repo, remotes: list[Remote]) -> None:
-        self.repo = repo
-        self.remotes = remotes
-        self.cache: dict[ObjectRef, list[DirEntry] | None] = {}
-
-    def __call__(self, obj: ObjectRef) -> list[DirEntry] | None:
-        if obj not in self.cache:
-            self.cache[obj] = self._load(obj)
-        return self.cache[obj]
-
-    def _load(self, obj: ObjectRef) -> list[DirEntry] | None:
-        from dvc_data.hashfile.hash_info import HashInfo
-        from dvc_data.hashfile.tree import Tree
-
-        from dvc_multiremote.inventory import entries_from_manifest
-
-        odb = self.repo.cache.legacy if obj.legacy else self.repo.cache.local
-        try:
-            return entries_from_manifest(Tree.load(odb, HashInfo("md5", obj.md5)), obj.legacy)
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-        except Exception as exc:  # noqa: BLE001 - a corrupt cache copy: ask the remotes
-            log.debug("local copy of %s unreadable: %s", obj.md5, exc)
-        for remote in self.remotes:
-            entries = remote.load_manifest(obj)
-            if entries is not None:
-                return entries
-        return None
-
-
-def _parallel(remotes: list[Remote], work: Callable[[Remote], object]) -> None:
-    if len(remotes) <= 1:
-        for remote in remotes:
-            work(remote)
-        return
-    with ThreadPoolExecutor(max_workers=len(remotes)) as pool:
-        for future in [pool.submit(work, remote) for remote in remotes]:
-            future.result()
 
 
 def build_report(

@@ -1,0 +1,149 @@
+"""What a run covers: the outputs in scope, their directories expanded, the remotes probed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dvc_multiremote.inventory import (
+    DirEntry,
+    Inventory,
+    ObjectRef,
+    OutputRef,
+    all_commit_outputs,
+    entries_from_manifest,
+    expand,
+    merge_base,
+    outputs_at,
+    resolve_rev,
+)
+from dvc_multiremote.settings import Settings
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+    from dvc_multiremote.presence import Remote
+    from dvc_multiremote.project import Project
+
+log = logging.getLogger(__name__)
+
+
+def local_cache_path(repo: Repo, obj: ObjectRef) -> Path:
+    """Where the local DVC cache keeps an object."""
+    odb = repo.cache.legacy if obj.legacy else repo.cache.local
+    return Path(odb.oid_to_path(obj.md5))
+
+
+def load_from_cache(repo: Repo, obj: ObjectRef) -> list[DirEntry] | None:
+    """A directory's entries from the local cache, or None if it is absent or unreadable."""
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.tree import Tree
+
+    odb = repo.cache.legacy if obj.legacy else repo.cache.local
+    try:
+        return entries_from_manifest(Tree.load(odb, HashInfo("md5", obj.md5)), obj.legacy)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except Exception as exc:  # noqa: BLE001 - a corrupt copy (dvc_data's ObjectFormatError)
+        log.debug("local copy of %s unreadable: %s", obj.md5, exc)
+        return None
+
+
+@dataclass
+class Gathered:
+    """The expanded inventory of a run, and the commits it came from."""
+
+    inventory: Inventory
+    revisions: list[str]
+
+
+def gather(project: Project, settings: Settings) -> Gathered:
+    """Outputs in scope, every remote probed, every directory expanded through its manifest."""
+    scope = scope_outputs(project.repo, settings)
+    on_remotes(project.remotes, lambda remote: remote.ensure_probed())
+    inventory = Inventory(scope.outputs)
+    loader = ManifestLoader(project.repo, project.remotes)
+    expand(inventory, loader)
+    if scope.base_dirs:
+        exclude_base_files(inventory, scope.base_dirs, loader)
+    return Gathered(inventory, scope.revisions)
+
+
+@dataclass
+class Scope:
+    """The outputs a run checks, the commits they came from, and (for a range) the base's dirs."""
+
+    outputs: list[OutputRef]
+    revisions: list[str] = field(default_factory=list)
+    base_dirs: dict[str, ObjectRef] = field(default_factory=dict)
+
+
+def scope_outputs(repo: Repo, settings: Settings) -> Scope:
+    targets = settings.targets
+    if settings.rev:
+        sha = resolve_rev(repo, settings.rev, "--rev")
+        return Scope(outputs_at(repo, [sha], targets, strict=True), [sha], {})
+    if settings.range:
+        base_name, _, head_name = settings.range.partition("..")
+        base = resolve_rev(repo, base_name, "--range")
+        head = resolve_rev(repo, head_name, "--range")
+        fork = merge_base(repo, base, head)
+        base_outs = outputs_at(repo, [fork], targets, strict=False)
+        head_outs = outputs_at(repo, [head], targets, strict=False)
+        known = {out.obj for out in base_outs}
+        new = [out for out in head_outs if out.obj not in known]
+        base_dirs = {out.path: out.obj for out in base_outs if out.is_dir}
+        return Scope(new, [fork, head], base_dirs)
+    if settings.all_commits:
+        return Scope(all_commit_outputs(repo, targets), [], {})
+    return Scope(outputs_at(repo, [None], targets, strict=True), [], {})
+
+
+def exclude_base_files(
+    inventory: Inventory, base_dirs: dict[str, ObjectRef], loader: ManifestLoader
+) -> None:
+    """In a range, files a changed directory already had at the merge-base are not the PR's."""
+    for out in inventory.outputs:
+        before = base_dirs.get(out.path)
+        if out.is_dir and before is not None and before != out.obj:
+            entries = loader(before) or []
+            now = {entry.obj for entry in inventory.contents.get(out.obj) or []}
+            inventory.excluded.update(entry.obj for entry in entries if entry.obj in now)
+
+
+class ManifestLoader:
+    """Reads a ``.dir`` manifest from the local cache, else from the first remote that has it."""
+
+    def __init__(self, repo: Repo, remotes: list[Remote]) -> None:
+        self.repo = repo
+        self.remotes = remotes
+        self.cache: dict[ObjectRef, list[DirEntry] | None] = {}
+
+    def __call__(self, obj: ObjectRef) -> list[DirEntry] | None:
+        if obj not in self.cache:
+            self.cache[obj] = self._load(obj)
+        return self.cache[obj]
+
+    def _load(self, obj: ObjectRef) -> list[DirEntry] | None:
+        entries = load_from_cache(self.repo, obj)
+        if entries is not None:
+            return entries
+        for remote in self.remotes:
+            entries = remote.load_manifest(obj)
+            if entries is not None:
+                return entries
+        return None
+
+
+def on_remotes(remotes: list[Remote], work: Callable[[Remote], object]) -> None:
+    if len(remotes) <= 1:
+        for remote in remotes:
+            work(remote)
+        return
+    with ThreadPoolExecutor(max_workers=len(remotes)) as pool:
+        for future in [pool.submit(work, remote) for remote in remotes]:
+            future.result()
