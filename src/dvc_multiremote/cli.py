@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import NoReturn
 
 from pydantic import ValidationError
@@ -71,6 +74,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _scope(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--rev", metavar="REV", help="what that commit references")
+    scope.add_argument("--range", metavar="BASE..HEAD", help="what HEAD adds over the merge-base")
+    scope.add_argument(
+        "--all-commits", action="store_true", help="every commit of every branch and tag"
+    )
+    parser.add_argument(
+        "--shard", metavar="I/N", help="only objects whose md5 falls in shard I of N"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -84,12 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="check that every referenced object is on every remote"
     )
     _common(verify)
-    scope = verify.add_mutually_exclusive_group()
-    scope.add_argument("--rev", metavar="REV", help="what that commit references")
-    scope.add_argument("--range", metavar="BASE..HEAD", help="what HEAD adds over the merge-base")
-    scope.add_argument(
-        "--all-commits", action="store_true", help="every commit of every branch and tag"
-    )
+    _scope(verify)
 
     pull = commands.add_parser(
         "pull", help="fetch each object from the first remote that has it, then check out"
@@ -97,6 +107,24 @@ def build_parser() -> argparse.ArgumentParser:
     _common(pull)
     push = commands.add_parser("push", help="push what the cache holds to every remote at once")
     _common(push)
+
+    sync = commands.add_parser(
+        "sync", help="copy what each remote lacks from a remote that has it, within budgets"
+    )
+    _common(sync)
+    _scope(sync)
+    sync.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    sync.add_argument(
+        "--budget",
+        action="append",
+        metavar="NAME=SIZE",
+        help="cap the bytes downloaded from a remote in this run (e.g. backblaze=1GB)",
+    )
+    sync.add_argument(
+        "--prefer-source",
+        metavar="NAME[,NAME...]",
+        help="sources to spend first (default: remotes without a --budget)",
+    )
 
     demo = commands.add_parser("demo", help="a self-contained tour on a temporary project")
     _common(demo)
@@ -157,10 +185,17 @@ def emit(report: Report, settings: Settings, redactor: Redactor) -> None:
         sys.stdout.write(redactor(to_text(report, verbose=settings.verbose)))
 
 
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     redactor = Redactor.from_credentials(None)
     settings: Settings | None = None
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a cancelled workflow) unwinds like Ctrl-C, so every cleanup runs.
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         redactor = Redactor.from_credentials(Credentials())
         settings = parse_settings(sys.argv[1:] if argv is None else argv)

@@ -22,6 +22,10 @@ def _runner(command: str) -> Callable[[Settings], Report]:
         from dvc_multiremote.push import run_push
 
         return run_push
+    if command == "sync":
+        from dvc_multiremote.sync import run_sync
+
+        return run_sync
     if command == "demo":
         from dvc_multiremote.demo import run_demo
 

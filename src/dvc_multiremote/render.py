@@ -81,7 +81,36 @@ def _push_headline(report: Report) -> str:
     return text + "."
 
 
+def _sync_headline(report: Report) -> str:
+    pairs = report.pairs or []
+    verb = "Would copy" if report.dry_run else "Copied"
+    if not pairs and not report.missing and not report.skipped_budget and not report.unavailable:
+        total = report.totals.get("objects", 0)
+        return f"Nothing to copy: every remote holds all {total:,} objects in scope."
+    moved = sum(p.objects_copied for p in pairs)
+    size = sum(p.bytes_copied for p in pairs)
+    text = f"{verb} {moved:,} objects ({human_size(size)})"
+    if pairs:
+        text += ": " + ", ".join(
+            f"{p.source} → {p.destination} {p.objects_copied:,}" for p in pairs
+        )
+    left = [
+        (len(items), label)
+        for items, label in (
+            (report.skipped_budget or [], "left for lack of budget"),
+            (report.unavailable or [], "on no remote"),
+            (report.missing, "failed"),
+            (report.corrupt or [], "corrupt copies refused"),
+        )
+        if items
+    ]
+    if left:
+        text += "; " + ", ".join(f"{n:,} {label}" for n, label in left)
+    return text + "."
+
+
 _HEADLINES: dict[str, Callable[[Report], str]] = {
+    "sync": _sync_headline,
     "verify": _verify_headline,
     "demo": _verify_headline,
     "pull": _pull_headline,
@@ -101,6 +130,11 @@ def _columns(report: Report) -> list[tuple[str, Callable[[RemoteReport], str]]]:
             ("Served", lambda r: _count(r.objects_served)),
             ("Bytes served", lambda r: human_size(r.bytes_served)),
         ]
+    if report.command == "sync":
+        return [
+            ("Lacked", lambda r: _count(r.objects_missing)),
+            ("Downloaded from", lambda r: human_size(r.bytes_downloaded)),
+        ]
     if report.command == "push":
         return [
             ("Pushed", lambda r: _count(r.objects_pushed)),
@@ -118,6 +152,8 @@ def _columns(report: Report) -> list[tuple[str, Callable[[RemoteReport], str]]]:
 
 
 def _missing_title(report: Report) -> str:
+    if report.command == "sync":
+        return "copies that failed"
     if report.command == "pull":
         return "objects no remote could give"
     if report.command == "push":
@@ -173,6 +209,9 @@ def to_markdown(report: Report, *, title: str | None = None) -> str:
     for title_text, items in (
         (_missing_title(report), report.missing),
         ("objects not in the local cache", report.not_in_cache or []),
+        ("objects left for lack of budget", report.skipped_budget or []),
+        ("objects on no remote", report.unavailable or []),
+        ("corrupt copies refused", report.corrupt or []),
     ):
         if items:
             lines += ["", f"<details><summary>{len(items):,} {title_text}</summary>", ""]
@@ -186,6 +225,8 @@ def to_markdown(report: Report, *, title: str | None = None) -> str:
 def _remote_line(report: Report, r: RemoteReport, width: int) -> str:
     if report.command == "pull":
         counts = f"{r.objects_served or 0:,} served ({human_size(r.bytes_served or 0)})"
+    elif report.command == "sync":
+        counts = f"lacked {_count(r.objects_missing)}, {human_size(r.bytes_downloaded or 0)} downloaded from it"
     elif report.command == "push":
         counts = f"{r.objects_pushed or 0:,} pushed ({human_size(r.bytes_pushed or 0)})"
         if r.objects_failed:
@@ -218,7 +259,23 @@ def to_text(report: Report, *, verbose: bool = False) -> str:
         fixes = [fix for out in gaps for fix in out.fixes]
         if fixes:
             lines += ["", "To fix:"] + [f"  {fix}" for fix in fixes[:MAX_ROWS]]
-    listed = report.missing if report.command in ("pull", "push") or verbose else []
+    for pair in report.pairs or []:
+        lines.append(
+            f"  {pair.source} → {pair.destination}: {pair.objects_copied:,} objects "
+            f"({human_size(pair.bytes_copied)})"
+        )
+    for items, label in (
+        (report.skipped_budget or [], "Left for lack of budget"),
+        (report.unavailable or [], "On no remote that answered"),
+        (report.corrupt or [], "Corrupt copies (refused; fix or delete them)"),
+    ):
+        if items:
+            lines += ["", f"{label}:"]
+            lines += [
+                f"  {m.path}" + (f"  (on {', '.join(m.missing_on)})" if m.missing_on else "")
+                for m in items[:MAX_ROWS]
+            ]
+    listed = report.missing if report.command in ("pull", "push", "sync") or verbose else []
     if listed:
         lines += ["", _missing_title(report).capitalize() + ":"]
         lines += [

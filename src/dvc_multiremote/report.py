@@ -25,6 +25,7 @@ class RemoteReport:
     objects_pushed: int | None = None
     bytes_pushed: int | None = None
     objects_failed: int | None = None
+    bytes_downloaded: int | None = None
 
 
 @dataclass
@@ -62,6 +63,16 @@ class MissingObject:
 
 
 @dataclass
+class PairReport:
+    """What a sync copied (or, in a dry run, would copy) from one remote to another."""
+
+    source: str
+    destination: str
+    objects_copied: int
+    bytes_copied: int
+
+
+@dataclass
 class Report:
     command: str
     exit_code: int
@@ -75,6 +86,11 @@ class Report:
     remotes_used: list[str] | None = None
     not_in_cache: list[MissingObject] | None = None
     checked_out: int | None = None
+    pairs: list[PairReport] | None = None
+    skipped_budget: list[MissingObject] | None = None
+    corrupt: list[MissingObject] | None = None
+    unavailable: list[MissingObject] | None = None
+    dry_run: bool | None = None
 
     @property
     def ok(self) -> bool:

@@ -61,12 +61,19 @@ class Gathered:
     revisions: list[str]
 
 
-def gather(project: Project, settings: Settings) -> Gathered:
-    """Outputs in scope, every remote probed, every directory expanded through its manifest."""
+def gather(project: Project, settings: Settings, read_order: list[str] | None = None) -> Gathered:
+    """Outputs in scope, every remote probed, every directory expanded through its manifest.
+
+    Manifests missing from the local cache are read from the remotes in ``read_order``
+    (default: the run's remote order).
+    """
     scope = scope_outputs(project.repo, settings)
     on_remotes(project.remotes, lambda remote: remote.ensure_probed())
     inventory = Inventory(scope.outputs)
-    loader = ManifestLoader(project.repo, project.remotes)
+    readers = project.remotes
+    if read_order:
+        readers = sorted(readers, key=lambda r: read_order.index(r.spec.name))
+    loader = ManifestLoader(project.repo, readers)
     expand(inventory, loader)
     if scope.base_dirs:
         exclude_base_files(inventory, scope.base_dirs, loader)

@@ -120,9 +120,15 @@ def upload(remote: Remote, obj: ObjectRef, source: Path) -> int:
 
 def run_parallel(items: Iterable[T], work: Callable[[T], None], jobs: int) -> None:
     """Run ``work`` over items on ``jobs`` threads; exceptions propagate after all finish."""
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         for future in [pool.submit(work, item) for item in items]:
             future.result()
+    except BaseException:
+        # Interrupted (SIGTERM, Ctrl-C) or failed: start nothing new, let running items finish.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 class Counter:
