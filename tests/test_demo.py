@@ -10,7 +10,7 @@ from pathlib import Path
 from projects import cli_env
 
 
-def test_demo_tours_verify_push_and_fallback_pull(tmp_path: Path) -> None:
+def test_demo_tours_verify_sync_fallback_pull_and_push(tmp_path: Path) -> None:
     keep = tmp_path / "demo"
     started = time.monotonic()
     done = subprocess.run(
@@ -26,7 +26,10 @@ def test_demo_tours_verify_push_and_fallback_pull(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "dagshub lacks 302 of 302 objects." in out
+    assert "Copied 302 objects (5.6 MB): backblaze → dagshub 302." in out
     assert "All 302 objects are on every remote" in out
+    assert "Pushed backblaze +51, dagshub +51." in out
+    assert "All 353 objects are on every remote" in out
     assert "Pulled 302 objects" in out and "from dagshub (302)" in out
     assert "data/ checked out from dagshub: yes" in out
     assert done.stderr == ""

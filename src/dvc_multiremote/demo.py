@@ -33,6 +33,22 @@ def _git(root: Path, *args: str) -> None:
     )
 
 
+def _add_new_data(root: Path) -> None:
+    from dvc.repo import Repo
+
+    labels = root / "data" / "labels"
+    labels.mkdir(parents=True)
+    rng = random.Random(11)  # noqa: S311 - sample data
+    for number in range(50):
+        (labels / f"label{number:03d}.json").write_text(
+            f'{{"id": {number}, "class": {rng.randint(0, 9)}}}\n'
+        )
+    with Repo(str(root)) as repo:
+        repo.add([str(labels)])
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "Labels")
+
+
 def build_project(root: Path) -> Path:
     """A git + DVC project with sample data, remotes ``backblaze`` and ``dagshub``."""
     from dvc.repo import Repo
@@ -88,7 +104,7 @@ class _Tour:
 
 
 def run_demo(settings: Settings) -> Report:
-    """A tour: verify finds what ``dagshub`` lacks, push fills it, pull survives ``backblaze`` down."""
+    """A tour: verify finds gaps, sync fills them, pull survives ``backblaze`` down, push fills both."""
     started = time.monotonic()
     workdir = settings.keep or Path(tempfile.mkdtemp(prefix="dvc-multiremote-demo-"))
     if settings.keep and settings.keep.exists() and any(settings.keep.iterdir()):
@@ -110,8 +126,8 @@ def run_demo(settings: Settings) -> Report:
 
         _say("Act 1 — what is where")
         first = tour.run("verify", root, "deep: every file of every directory, on every remote")
-        _say("Act 2 — fill the gaps")
-        tour.run("push", root, "to every remote at once; each gets only what it lacks")
+        _say("Act 2 — fill the gaps, remote to remote")
+        tour.run("sync", root, "copies exactly what each remote lacks")
         tour.run("verify", root, "now complete")
 
         _say("Act 3 — backblaze goes down (a dead endpoint, a spent download cap)")
@@ -127,10 +143,15 @@ def run_demo(settings: Settings) -> Report:
         complete = (clone / "data" / "images").is_dir() and (clone / "data" / "model.bin").is_file()
         _say(f"  data/ checked out from dagshub: {'yes' if complete else 'NO'}")
         _say()
+        _say("Act 4 — new data, pushed to every remote at once")
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            _add_new_data(root)
+        tour.run("push", root, "both remotes get the new files; manifests after their files")
+        tour.run("verify", root, "complete again")
         missing_before = next((r.objects_missing for r in first.remotes if r.name == "dagshub"), 0)
         _say(
             f"Tour done in {time.monotonic() - started:.1f} s: dagshub lacked {missing_before or 0:,} "
-            f"objects, push filled it, pull fell back past backblaze."
+            "objects, sync copied them, pull fell back past backblaze, push filled both remotes."
         )
         if settings.keep:
             _say(f"The project stays in {root}; try `dvc-multiremote verify --repo {root}`.")
