@@ -715,3 +715,49 @@ def test_annotations_are_escaped_and_capped(capsys: pytest.CaptureFixture[str]) 
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == MAX_ANNOTATIONS + 1
     assert lines[-1].startswith("::error title=More::7 more")
+
+
+# --- every command goes through the same wiring ----------------------------------------------------
+def test_pull_falls_back_to_dagshub_when_b2_hits_its_cap(world: PrWorld) -> None:
+    world.push_labels_to_dagshub()
+    clone = world.scratch / "clone"
+    subprocess.run(["git", "clone", "-q", str(world.project.root), str(clone)], check=True)
+    world.b2.set_fault(Fault("b2_cap"))
+    step = world.step(
+        {"command": "pull", "remotes": "backblaze,dagshub"},
+        event={"ref": "refs/heads/feature"},
+        event_name="push",
+        workspace=clone,
+    )
+    assert step.code == 0, step.stdout + step.stderr
+    everything = IMAGES + 1 + 1 + LABELS + 1  # files, manifests, model.bin
+    assert step.outputs["remotes-used"] == "dagshub"
+    assert step.outputs["transferred-count"] == str(everything)
+    assert int(step.outputs["transferred-bytes"]) > 20_000
+    assert len(list((clone / "data" / "labels").glob("*.bin"))) == LABELS
+    assert world.github.requests == []
+
+
+def test_push_fills_the_remote_that_lacks_data(world: PrWorld) -> None:
+    step = world.step({"command": "push"}, event={"ref": "refs/heads/feature"}, event_name="push")
+    assert step.code == 0, step.stdout + step.stderr
+    assert step.outputs["transferred-count"] == str(LABELS + 1)
+    assert step.outputs["remotes-used"] == "backblaze,dagshub"
+    assert world.step({}, event={"ref": "refs/heads/feature"}, event_name="push").code == 0
+
+
+def test_sync_copies_what_dagshub_lacks_within_the_budget(world: PrWorld) -> None:
+    step = world.step(
+        {"command": "sync", "budget": "backblaze=1GB", "dry-run": "true"},
+        event={"ref": "refs/heads/feature"},
+        event_name="push",
+    )
+    assert step.code == 0, step.stdout + step.stderr
+    assert step.outputs["transferred-count"] == str(LABELS + 1)  # would be copied
+    assert world.step({}, event={}, event_name="push").code == 1  # nothing was copied
+    step = world.step(
+        {"command": "sync", "budget": "backblaze=1GB"}, event={}, event_name="workflow_dispatch"
+    )
+    assert step.code == 0, step.stdout + step.stderr
+    assert step.outputs["transferred-count"] == str(LABELS + 1)
+    assert world.step({}, event={}, event_name="push").code == 0

@@ -24,7 +24,7 @@ from dvc_multiremote.action_inputs import (
 from dvc_multiremote.errors import ExitCode, MultiremoteError, worst
 from dvc_multiremote.pr_scope import PR_EVENTS, PullRequest, RemoteChange
 from dvc_multiremote.redact import Redactor
-from dvc_multiremote.report import Report
+from dvc_multiremote.report import OutputReport, Report
 from dvc_multiremote.settings import Credentials
 
 log = logging.getLogger(__name__)
@@ -350,16 +350,32 @@ def judge(report: Report, ctx: RunContext) -> Verdict:
     return Verdict(int(code), int(step), excused)
 
 
+def transferred(report: Report) -> tuple[int, int]:
+    """Objects and bytes moved: pulled (served by remotes), pushed, or copied by ``sync``.
+
+    A dry run counts what it would move.
+    """
+    if report.pairs is not None:
+        return (
+            sum(pair.objects_copied for pair in report.pairs),
+            sum(pair.bytes_copied for pair in report.pairs),
+        )
+    objects = sum((r.objects_served or 0) + (r.objects_pushed or 0) for r in report.remotes)
+    size = sum((r.bytes_served or 0) + (r.bytes_pushed or 0) for r in report.remotes)
+    return objects, size
+
+
 def outputs_for(report: Report, verdict: Verdict, report_rel: str) -> ActionOutputs:
-    totals = report.totals
+    objects, size = transferred(report)
+    # pull names the remotes that served data (the fallback shows); the others every remote.
+    used = report.remotes_used if report.remotes_used is not None else None
     return ActionOutputs(
         ok=report.ok and verdict.code == ExitCode.OK,
         exit_code=verdict.code,
         missing_count=len(report.missing),
-        remotes_used=[r.name for r in report.remotes],
-        # pull, push and sync count what they moved in their report's totals.
-        transferred_count=totals.get("transferred_objects", 0),
-        transferred_bytes=totals.get("transferred_bytes", 0),
+        remotes_used=used if used is not None else [r.name for r in report.remotes],
+        transferred_count=objects,
+        transferred_bytes=size,
         report=report_rel,
     )
 
@@ -370,23 +386,33 @@ def annotations_for(report: Report, prefix: str, level: runner.Level) -> list[ru
     for out in report.outputs_with_gaps:
         parts = []
         for remote in out.missing:
-            gap = out.describe_gap(remote)
-            if out.is_dir:
-                parts.append(f"{gap} of {out.path} are missing on {remote}")
+            what = f"{out.describe_gap(remote)} of {out.path}" if out.is_dir else out.path
+            if report.command == "pull":
+                parts.append(f"{what} could be pulled from no remote")
+            elif report.command == "push":
+                parts.append(f"{what} could not be pushed to {remote}")
             else:
-                parts.append(f"{out.path} is missing on {remote}")
+                parts.append(f"{what} {'are' if out.is_dir else 'is'} missing on {remote}")
         if out.reason:
             parts.append(f"{out.path}: {out.reason}")
         message = "; ".join(parts) + "."
         if out.fixes:
             message += " Fix: " + " ; ".join(out.fixes)
-        title = "Missing on " + ", ".join(out.missing) if out.missing else "Missing everywhere"
         found.append(
             runner.Annotation(
-                level, message, title, file=_join(prefix, out.dvc_file), line=out.line
+                level, message, _title(report.command, out), _join(prefix, out.dvc_file), out.line
             )
         )
     return found
+
+
+def _title(command: str, out: OutputReport) -> str:
+    remotes = ", ".join(out.missing)
+    if command == "pull":
+        return "Not pulled"
+    if command == "push":
+        return f"Not pushed to {remotes}" if remotes else "Not pushed"
+    return f"Missing on {remotes}" if remotes else "Missing everywhere"
 
 
 def _join(prefix: str, path: str) -> str:
