@@ -126,6 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="sources to spend first (default: remotes without a --budget)",
     )
 
+    merge = commands.add_parser(
+        "merge-reports", help="merge the JSON reports of a sharded verify or sync into one"
+    )
+    merge.add_argument(
+        "--json", dest="json_path", type=Path, metavar="PATH", help="write the merged JSON"
+    )
+    merge.add_argument(
+        "--markdown",
+        dest="markdown_path",
+        type=Path,
+        metavar="PATH",
+        help="write the merged Markdown",
+    )
+    merge.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    merge.add_argument(
+        "targets", nargs="+", metavar="REPORT", help="JSON reports (--json) of each shard"
+    )
+
     demo = commands.add_parser("demo", help="a self-contained tour on a temporary project")
     _common(demo)
     demo.add_argument(

@@ -26,6 +26,10 @@ def _runner(command: str) -> Callable[[Settings], Report]:
         from dvc_multiremote.sync import run_sync
 
         return run_sync
+    if command == "merge-reports":
+        from dvc_multiremote.merge import run_merge
+
+        return run_merge
     if command == "demo":
         from dvc_multiremote.demo import run_demo
 

@@ -80,7 +80,7 @@ def build_report(
         for obj, path in sorted(objects.items(), key=lambda item: item[1])
     ]
     missing = [item for item in missing if item.missing_on]
-    outputs = [_output_report(out, inventory, usable) for out in inventory.outputs]
+    outputs = [_output_report(out, inventory, objects, usable) for out in inventory.outputs]
 
     codes = [ExitCode.OK]
     if any(not remote.status.usable for remote in remotes):
@@ -100,9 +100,11 @@ def build_report(
     )
 
 
-def _output_report(out: OutputRef, inventory: Inventory, usable: list[Remote]) -> OutputReport:
+def _output_report(
+    out: OutputRef, inventory: Inventory, in_scope: dict[ObjectRef, str], usable: list[Remote]
+) -> OutputReport:
     entries = inventory.contents.get(out.obj) if out.is_dir else None
-    own = [out.obj] + [entry.obj for entry in entries or [] if entry.obj not in inventory.excluded]
+    own = [obj for obj in [out.obj, *(entry.obj for entry in entries or [])] if obj in in_scope]
     report = OutputReport(
         path=out.path,
         dvc_file=out.dvc_file,
@@ -122,7 +124,7 @@ def _output_report(out: OutputRef, inventory: Inventory, usable: list[Remote]) -
         if count:
             name = remote.spec.name
             report.missing[name] = count
-            if out.is_dir and out.obj not in present:
+            if out.is_dir and out.obj in in_scope and out.obj not in present:
                 report.manifest_missing.append(name)
             sources = [
                 r.spec.name
