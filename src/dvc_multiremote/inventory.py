@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import posixpath
+import re
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
     from dvc.repo import Repo
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ObjectRef:
     """One object as remotes store it: DVC 3 (``files/md5/``) or legacy DVC 2 layout."""
 
@@ -45,7 +47,7 @@ class OutputRef:
         return ObjectRef(self.md5, self.legacy)
 
 
-@dataclass
+@dataclass(slots=True)
 class DirEntry:
     relpath: str
     obj: ObjectRef
@@ -203,10 +205,30 @@ def expand(inventory: Inventory, load: ManifestLoader) -> None:
             inventory.contents[out.obj] = load(out.obj)
 
 
-def entries_from_manifest(tree: Any, legacy: bool) -> list[DirEntry]:
-    """Turn a loaded ``dvc_data`` Tree into our entries."""
-    return [
-        DirEntry(posixpath.join(*parts), ObjectRef(str(hash_info.value), legacy))
-        for parts, _meta, hash_info in tree
-        if hash_info is not None and hash_info.value
-    ]
+_BETWEEN = re.compile(r"[\s,]*")
+
+
+def read_manifest(odb: Any, obj: ObjectRef) -> list[DirEntry]:
+    """A directory's entries from its ``.dir`` manifest in ``odb`` (local cache or a remote).
+
+    The manifest is DVC's JSON list of ``{"md5", "relpath"}``. It is decoded one entry at a time
+    rather than through ``dvc_data``'s Tree: for a million files that keeps the peak memory to
+    our own compact entries instead of the raw list plus a Tree of Meta and HashInfo objects.
+    Raises FileNotFoundError when absent and ValueError when it is not a manifest.
+    """
+    with odb.fs.open(odb.oid_to_path(obj.md5), "rb") as fobj:
+        text = fobj.read().decode("utf-8")
+    decoder = json.JSONDecoder()
+    position = _BETWEEN.match(text, 0).end()  # type: ignore[union-attr]
+    if not text.startswith("[", position):
+        raise ValueError(f"{obj.md5} is not a DVC directory manifest")
+    position += 1
+    entries: list[DirEntry] = []
+    while True:
+        position = _BETWEEN.match(text, position).end()  # type: ignore[union-attr]
+        if text.startswith("]", position):
+            return entries
+        item, position = decoder.raw_decode(text, position)
+        if not isinstance(item, dict) or "relpath" not in item or "md5" not in item:
+            raise ValueError(f"{obj.md5} is not a DVC directory manifest")
+        entries.append(DirEntry(item["relpath"], ObjectRef(item["md5"], obj.legacy)))

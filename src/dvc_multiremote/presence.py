@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dvc_multiremote.classify import Failure, State, classify_exception, classify_status
-from dvc_multiremote.inventory import DirEntry, ObjectRef, entries_from_manifest
+from dvc_multiremote.inventory import DirEntry, ObjectRef, read_manifest
 from dvc_multiremote.remotes import RemoteSpec
 
 if TYPE_CHECKING:
@@ -99,14 +99,12 @@ class Remote:
 
     def load_manifest(self, obj: ObjectRef) -> list[DirEntry] | None:
         """A directory's entries from this remote, or None if it does not have the manifest."""
-        from dvc_data.hashfile.hash_info import HashInfo
-        from dvc_data.hashfile.tree import Tree
 
         if not self.ensure_probed():
             return None
         self.status.requests["GET"] += 1
         try:
-            tree = Tree.load(self.odb_for(obj), HashInfo("md5", obj.md5))
+            entries = read_manifest(self.odb_for(obj), obj)
         except FileNotFoundError:
             return None
         except Exception as exc:  # noqa: BLE001 - classified, then the next source is tried
@@ -118,7 +116,7 @@ class Remote:
                 return None
             self.status.fail(failure)
             return None
-        return entries_from_manifest(tree, obj.legacy)
+        return entries
 
     # --- helpers ------------------------------------------------------------
     def _connect_or_fail(self) -> bool:
@@ -194,7 +192,8 @@ class S3Remote(Remote):
             self.status.fail(classify_exception(exc))
 
     def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
-        wanted = set(objects)
+        # Keys are our own instances: a million listing entries must not each keep a copy.
+        wanted = {obj: obj for obj in objects}
         legacy = any(obj.legacy for obj in wanted)
         root = self.legacy_odb.path if legacy else self.odb.path
         bucket, prefix = self._bucket_key(root)
@@ -209,8 +208,9 @@ class S3Remote(Remote):
                 page = await self._call("list_objects_v2", "LIST", **kwargs)
                 for item in page.get("Contents", []):
                     obj = self._object_of(bucket + "/" + item["Key"])
-                    if obj is not None and obj in wanted:
-                        present[obj] = int(item.get("Size", 0))
+                    known = wanted.get(obj) if obj is not None else None
+                    if known is not None:
+                        present[known] = int(item.get("Size", 0))
                 if not page.get("IsTruncated"):
                     return
                 token = page.get("NextContinuationToken")
@@ -334,7 +334,7 @@ class ListingRemote(Remote):
             self.status.fail(classify_exception(exc))
 
     def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
-        wanted = set(objects)
+        wanted = {obj: obj for obj in objects}
         present: dict[ObjectRef, int | None] = {}
         roots = [(self.odb, False)]
         if any(obj.legacy for obj in wanted):
@@ -347,9 +347,9 @@ class ListingRemote(Remote):
                 for path in self.fs.find(odb.path):
                     rel = self.fs.relpath(path, odb.path).replace("\\", "/")
                     head, _, tail = rel.partition("/")
-                    obj = ObjectRef(head + tail, legacy)
-                    if len(head) == 2 and obj in wanted:
-                        present[obj] = self._size(path)
+                    known = wanted.get(ObjectRef(head + tail, legacy))
+                    if len(head) == 2 and known is not None:
+                        present[known] = self._size(path)
         except Exception as exc:  # noqa: BLE001
             self.status.fail(classify_exception(exc))
             return

@@ -15,10 +15,10 @@ from dvc_multiremote.inventory import (
     ObjectRef,
     OutputRef,
     all_commit_outputs,
-    entries_from_manifest,
     expand,
     merge_base,
     outputs_at,
+    read_manifest,
     resolve_rev,
 )
 from dvc_multiremote.settings import Settings
@@ -40,12 +40,9 @@ def local_cache_path(repo: Repo, obj: ObjectRef) -> Path:
 
 def load_from_cache(repo: Repo, obj: ObjectRef) -> list[DirEntry] | None:
     """A directory's entries from the local cache, or None if it is absent or unreadable."""
-    from dvc_data.hashfile.hash_info import HashInfo
-    from dvc_data.hashfile.tree import Tree
-
     odb = repo.cache.legacy if obj.legacy else repo.cache.local
     try:
-        return entries_from_manifest(Tree.load(odb, HashInfo("md5", obj.md5)), obj.legacy)
+        return read_manifest(odb, obj)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except Exception as exc:  # noqa: BLE001 - a corrupt copy (dvc_data's ObjectFormatError)

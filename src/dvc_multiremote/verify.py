@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dvc_multiremote.errors import ExitCode, worst
@@ -34,7 +35,7 @@ def verify_project(project: Project, settings: Settings) -> Report:
     usable = [remote for remote in remotes if remote.status.usable]
     on_remotes(usable, lambda remote: remote.check(objects, settings.http_jobs))
     return build_report(
-        "verify", settings.scope, inventory, remotes, project.warnings, gathered.revisions
+        "verify", settings.scope, inventory, objects, remotes, project.warnings, gathered.revisions
     )
 
 
@@ -42,13 +43,13 @@ def build_report(
     command: str,
     scope: str,
     inventory: Inventory,
+    objects: dict[ObjectRef, str],
     remotes: list[Remote],
     warnings: list[str],
     revisions: list[str],
 ) -> Report:
     """Turn per-remote presence into the report every renderer reads."""
-    objects = inventory.objects()
-    sizes = _known_sizes(inventory, remotes)
+    size_of = _size_finder(inventory, remotes)
     usable = [remote for remote in remotes if remote.status.present is not None]
     remote_reports = []
     for remote in remotes:
@@ -64,22 +65,18 @@ def build_report(
             lacking = [obj for obj in objects if obj not in status.present]
             report.objects_present = len(objects) - len(lacking)
             report.objects_missing = len(lacking)
-            report.bytes_missing = sum(sizes.get(obj) or 0 for obj in lacking)
+            report.bytes_missing = sum(size_of(obj) or 0 for obj in lacking)
             if lacking and status.state == "ok":
                 report.state = status.state = "missing"
                 report.message = f"{len(lacking)} of {len(objects)} objects missing"
         remote_reports.append(report)
 
-    missing = [
-        MissingObject(
-            md5=obj.md5,
-            path=path,
-            size=sizes.get(obj),
-            missing_on=[r.spec.name for r in usable if obj not in (r.status.present or {})],
-        )
-        for obj, path in sorted(objects.items(), key=lambda item: item[1])
-    ]
-    missing = [item for item in missing if item.missing_on]
+    missing = []
+    for obj, path in objects.items():
+        lacking_on = [r.spec.name for r in usable if obj not in (r.status.present or {})]
+        if lacking_on:
+            missing.append(MissingObject(obj.md5, path, size_of(obj), lacking_on))
+    missing.sort(key=lambda item: item.path)
     outputs = [_output_report(out, inventory, objects, usable) for out in inventory.outputs]
 
     codes = [ExitCode.OK]
@@ -94,7 +91,7 @@ def build_report(
         remotes=remote_reports,
         outputs=outputs,
         missing=missing,
-        totals={"objects": len(objects), "bytes": sum(sizes.get(obj) or 0 for obj in objects)},
+        totals={"objects": len(objects), "bytes": sum(size_of(obj) or 0 for obj in objects)},
         warnings=list(warnings),
         revisions=revisions,
     )
@@ -104,7 +101,7 @@ def _output_report(
     out: OutputRef, inventory: Inventory, in_scope: dict[ObjectRef, str], usable: list[Remote]
 ) -> OutputReport:
     entries = inventory.contents.get(out.obj) if out.is_dir else None
-    own = [obj for obj in [out.obj, *(entry.obj for entry in entries or [])] if obj in in_scope]
+    own = {obj for obj in [out.obj, *(entry.obj for entry in entries or [])] if obj in in_scope}
     report = OutputReport(
         path=out.path,
         dvc_file=out.dvc_file,
@@ -120,7 +117,7 @@ def _output_report(
     target = out.dvc_file if out.dvc_file.endswith(".dvc") else out.path
     for remote in usable:
         present = remote.status.present or {}
-        count = sum(1 for obj in set(own) if obj not in present)
+        count = sum(1 for obj in own if obj not in present)
         if count:
             name = remote.spec.name
             report.missing[name] = count
@@ -129,7 +126,7 @@ def _output_report(
             sources = [
                 r.spec.name
                 for r in usable
-                if r is not remote and all(o in (r.status.present or {}) for o in set(own))
+                if r is not remote and all(o in (r.status.present or {}) for o in own)
             ]
             if sources:
                 report.fixes.append(
@@ -140,13 +137,16 @@ def _output_report(
     return report
 
 
-def _known_sizes(inventory: Inventory, remotes: list[Remote]) -> dict[ObjectRef, int | None]:
-    sizes: dict[ObjectRef, int | None] = {}
-    for out in inventory.outputs:
-        if not out.is_dir and out.size is not None:
-            sizes[out.obj] = out.size
-    for remote in remotes:
-        for obj, size in (remote.status.present or {}).items():
-            if sizes.get(obj) is None and size is not None:
-                sizes[obj] = size
-    return sizes
+def _size_finder(inventory: Inventory, remotes: list[Remote]) -> Callable[[ObjectRef], int | None]:
+    """An object's size from its .dvc file, a remote's listing, or the local cache — no copies."""
+    outputs = {out.obj: out.size for out in inventory.outputs if not out.is_dir}
+
+    def size_of(obj: ObjectRef) -> int | None:
+        size = outputs.get(obj)
+        for remote in remotes:
+            if size is not None:
+                break
+            size = (remote.status.present or {}).get(obj)
+        return size
+
+    return size_of
