@@ -25,7 +25,7 @@ from dvc_multiremote.errors import ExitCode, MultiremoteError, worst
 from dvc_multiremote.pr_scope import PR_EVENTS, PullRequest, RemoteChange
 from dvc_multiremote.redact import Redactor
 from dvc_multiremote.report import OutputReport, Report
-from dvc_multiremote.settings import Credentials
+from dvc_multiremote.settings import Credentials, Settings
 
 log = logging.getLogger(__name__)
 
@@ -300,10 +300,10 @@ def resolve_scope(inputs: ActionInputs, env: RunnerEnv) -> str:
     return inputs.scope
 
 
-def build_settings(ctx: RunContext, env: RunnerEnv, creds: Credentials, report_path: Path) -> Any:
+def build_settings(
+    ctx: RunContext, env: RunnerEnv, creds: Credentials, report_path: Path
+) -> Settings:
     """The library's Settings for this run (changed remotes left out)."""
-    from dvc_multiremote.settings import Settings
-
     inputs = ctx.inputs
     scope = resolve_scope(inputs, env)
     remotes: list[str] | None = inputs.remotes or None
