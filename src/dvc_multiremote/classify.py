@@ -36,6 +36,8 @@ def classify_status(
     Returns None for 404: the object is simply not there.
     """
     text = " ".join(part for part in (code, message) if part) or f"HTTP {status}"
+    if code == "NoSuchBucket":
+        return Failure("error", f"the bucket does not exist ({text})")
     if status == 404:
         return None
     if status == 403 and message and CAP_MARKER in message.lower():

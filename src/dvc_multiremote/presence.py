@@ -7,6 +7,7 @@ import logging
 import random
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -146,7 +147,11 @@ class Remote:
 
 
 class S3Remote(Remote):
-    """S3 (and B2's S3 API): one paginated listing of the objects prefix."""
+    """S3 (and B2's S3 API): a listing of the objects prefix, in a few ranges at once."""
+
+    # Key ranges listed concurrently. Each wastes at most one partial page, so a listing of N
+    # objects costs at most N/1000 + LIST_RANGES calls (LIST is billed on B2).
+    LIST_RANGES = 3
 
     def _bucket_key(self, path: str) -> tuple[str, str]:
         bucket, _, key = path.partition("/")
@@ -163,10 +168,9 @@ class S3Remote(Remote):
         async def go() -> None:
             from botocore.exceptions import ClientError
 
-            # The client itself, not s3fs's wrapper: a probe must not sit in five rounds of retries.
+            # The client itself, not s3fs's wrapper: a probe must not sit in five rounds of
+            # retries. One GET of an absent key says reachable, credentials and reads all at once.
             client = await self.fs.fs.get_s3(bucket)
-            self.status.requests["LIST"] += 1
-            await client.list_objects_v2(Bucket=bucket, Prefix=key + "/", MaxKeys=1)
             self.status.requests["GET"] += 1
             try:
                 response = await client.get_object(Bucket=bucket, Key=probe_key)
@@ -175,13 +179,16 @@ class S3Remote(Remote):
                 failure = classify_exception(exc)
                 if failure.state == "missing":
                     return
-                if failure.state == "auth" and self.refused_read_is_cap:
-                    # LIST works but reading is refused: B2 refuses reads once a cap is hit.
-                    raise _Capped(failure.detail) from exc
-                raise
+                if failure.state != "auth" or not self.refused_read_is_cap:
+                    raise
+                # A bare 403 from B2: capped if listing still works, refused if it does not.
+                self.status.requests["LIST"] += 1
+                await client.list_objects_v2(Bucket=bucket, Prefix=key + "/", MaxKeys=1)
+                raise _Capped(failure.detail) from exc
 
         if not self._connect_or_fail():
             return
+        started = time.monotonic()
         try:
             self._run(go, PROBE_TIMEOUT)
         except _Capped as exc:
@@ -190,6 +197,12 @@ class S3Remote(Remote):
             )
         except Exception as exc:  # noqa: BLE001 - every failure is classified
             self.status.fail(classify_exception(exc))
+        log.debug(
+            "%s: probed in %.2f s: %s",
+            self.spec.name,
+            time.monotonic() - started,
+            self.status.state,
+        )
 
     def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
         # Keys are our own instances: a million listing entries must not each keep a copy.
@@ -197,17 +210,24 @@ class S3Remote(Remote):
         legacy = any(obj.legacy for obj in wanted)
         root = self.legacy_odb.path if legacy else self.odb.path
         bucket, prefix = self._bucket_key(root)
+        prefix = prefix.rstrip("/") + "/"
         present: dict[ObjectRef, int | None] = {}
+        bounds = _hex_bounds(self.LIST_RANGES)
 
-        async def go() -> None:
+        async def list_range(low: str | None, high: str | None) -> None:
             token: str | None = None
             while True:
-                kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix.rstrip("/") + "/"}
+                kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
                 if token:
                     kwargs["ContinuationToken"] = token
+                elif low:
+                    kwargs["StartAfter"] = prefix + low
                 page = await self._call("list_objects_v2", "LIST", **kwargs)
                 for item in page.get("Contents", []):
-                    obj = self._object_of(bucket + "/" + item["Key"])
+                    name = item["Key"]
+                    if high and name >= prefix + high:
+                        return
+                    obj = self._object_of(bucket + "/" + name)
                     known = wanted.get(obj) if obj is not None else None
                     if known is not None:
                         present[known] = int(item.get("Size", 0))
@@ -215,12 +235,24 @@ class S3Remote(Remote):
                     return
                 token = page.get("NextContinuationToken")
 
+        async def go() -> None:
+            await asyncio.gather(*(list_range(low, high) for low, high in bounds))
+
+        started = time.monotonic()
         try:
             self._run(go, None)
         except Exception as exc:  # noqa: BLE001
             self.status.fail(classify_exception(exc))
             return
         self.status.present = present
+        log.debug(
+            "%s: %d LIST calls found %d of %d objects in %.2f s",
+            self.spec.name,
+            self.status.requests["LIST"],
+            len(present),
+            len(wanted),
+            time.monotonic() - started,
+        )
 
     def _object_of(self, path: str) -> ObjectRef | None:
         for odb, legacy in ((self.odb, False), (self.legacy_odb, True)):
@@ -233,40 +265,76 @@ class S3Remote(Remote):
         return None
 
 
+def _hex_bounds(ranges: int) -> list[tuple[str | None, str | None]]:
+    """Split the two-hex-digit directory space into ``ranges`` contiguous key ranges.
+
+    Range I starts after key ``low`` (so ``StartAfter`` is the last name before it) and stops
+    before ``high``; the last range also covers legacy names and anything past ``ff``.
+    """
+    cuts = [f"{round(256 * i / ranges):02x}" for i in range(1, ranges)]
+    lows: list[str | None] = [None, *cuts]
+    highs: list[str | None] = [*cuts, None]
+    # StartAfter is exclusive: start after the largest name sorting before ``cut``.
+    return [
+        (_just_before(low) if low else None, high) for low, high in zip(lows, highs, strict=True)
+    ]
+
+
+def _just_before(name: str) -> str:
+    """A key that sorts right before every key starting with ``name`` (``4f`` -> ``4e~``)."""
+    return name[:-1] + chr(ord(name[-1]) - 1) + "~"
+
+
 class _Capped(Exception):
     pass
 
 
 class HttpRemote(Remote):
-    """DagsHub-style DVC HTTP remote: it cannot list, so one HEAD per object."""
+    """DagsHub-style DVC HTTP remote: it cannot list, so one HEAD per object.
+
+    HEADs go through a plain aiohttp session of our own, on an event loop of our own: the
+    same auth, headers and TLS settings as DVC's filesystem, but proxies are looked up once
+    (not per request) and nothing queues behind another remote's work.
+    """
 
     lists_cheaply = False
 
-    def _head_status(
-        self, session: Any, url: str
-    ) -> Awaitable[tuple[int, int | None, float | None]]:
+    def _session(self, jobs: int) -> Any:
         import aiohttp
-        from aiohttp_retry import ExponentialRetry
+        from dvc_http import make_context
 
-        async def go() -> tuple[int, int | None, float | None]:
-            self.status.requests["HEAD"] += 1
-            async with session.head(
-                url,
-                retry_options=ExponentialRetry(attempts=1),
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
-                allow_redirects=True,
-            ) as resp:
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
-                return resp.status, resp.content_length, retry_after
+        config = self.fs.fs_args.get("client_kwargs", {})
+        return aiohttp.ClientSession(
+            auth=config.get("auth"),
+            headers=config.get("headers"),
+            trust_env=False,
+            connector=aiohttp.TCPConnector(limit=jobs, ssl=make_context(config.get("ssl_verify"))),
+            timeout=aiohttp.ClientTimeout(
+                total=REQUEST_TIMEOUT, sock_connect=config.get("connect_timeout") or CONNECT_TIMEOUT
+            ),
+        )
 
-        return go()
+    def _proxy(self) -> str | None:
+        from urllib.parse import urlsplit
+        from urllib.request import getproxies, proxy_bypass
 
-    async def _head(self, session: Any, obj: ObjectRef) -> tuple[bool, int | None]:
+        parts = urlsplit(self.spec.url)
+        proxy = getproxies().get(parts.scheme)
+        if not proxy or proxy_bypass(parts.hostname or ""):
+            return None
+        return proxy
+
+    async def _head(
+        self, session: Any, obj: ObjectRef, proxy: str | None
+    ) -> tuple[bool, int | None]:
         """Whether the object is there (and its size); raises RemoteFailed on a remote failure."""
         url = self.path_of(obj)
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            self.status.requests["HEAD"] += 1
             try:
-                status, size, retry_after = await self._head_status(session, url)
+                async with session.head(url, allow_redirects=True, proxy=proxy) as resp:
+                    status, size = resp.status, resp.content_length
+                    retry_after = _retry_after(resp.headers.get("Retry-After"))
             except Exception as exc:  # noqa: BLE001
                 failure = classify_exception(exc)
                 failure = Failure(failure.state, failure.detail, transient=failure.state == "error")
@@ -285,39 +353,57 @@ class HttpRemote(Remote):
 
     def probe(self) -> None:
         async def go() -> None:
-            session = await self.fs.fs.set_session()
-            await self._head(session, ObjectRef(_PROBE_OID))
+            async with self._session(1) as session:
+                await asyncio.wait_for(
+                    self._head(session, ObjectRef(_PROBE_OID), self._proxy()), PROBE_TIMEOUT
+                )
 
         if not self._connect_or_fail():
             return
+        started = time.monotonic()
         try:
-            self._run(go, PROBE_TIMEOUT)
+            asyncio.run(go())
         except RemoteFailed:
             pass
         except Exception as exc:  # noqa: BLE001
             self.status.fail(classify_exception(exc))
+        log.debug(
+            "%s: probed in %.2f s: %s",
+            self.spec.name,
+            time.monotonic() - started,
+            self.status.state,
+        )
 
     def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
         present: dict[ObjectRef, int | None] = {}
+        proxy = self._proxy()
 
         async def go() -> None:
-            session = await self.fs.fs.set_session()
+            async with self._session(jobs) as session:
 
-            async def one(obj: ObjectRef) -> None:
-                there, size = await self._head(session, obj)
-                if there:
-                    present[obj] = size
+                async def one(obj: ObjectRef) -> None:
+                    there, size = await self._head(session, obj, proxy)
+                    if there:
+                        present[obj] = size
 
-            await bounded_gather(objects, one, jobs)
+                await bounded_gather(objects, one, jobs)
 
+        started = time.monotonic()
         try:
-            self._run(go, None)
+            asyncio.run(go())
         except RemoteFailed:
             return
         except Exception as exc:  # noqa: BLE001
             self.status.fail(classify_exception(exc))
             return
         self.status.present = present
+        log.debug(
+            "%s: %d HEAD found %d objects in %.2f s",
+            self.spec.name,
+            self.status.requests["HEAD"],
+            len(present),
+            time.monotonic() - started,
+        )
 
 
 class ListingRemote(Remote):

@@ -177,7 +177,7 @@ class Settings(BaseModel):
     @property
     def http_jobs(self) -> int:
         """Concurrency for per-object requests (HEAD/GET)."""
-        return self.jobs or 16
+        return self.jobs or 32
 
     @property
     def scope(self) -> Literal["workspace", "rev", "range", "all-commits"]:
