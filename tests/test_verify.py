@@ -258,3 +258,15 @@ def test_all_commits_sees_data_only_an_old_commit_references(world: World) -> No
     run = world.verify("--all-commits")
     assert run.code == 1, run.stderr
     assert run.missing_paths("backblaze") == {"data/old.bin"}
+
+
+def test_http_remote_answering_503_slowdown_is_retried_not_reported_missing(
+    world: World, fault_proxy
+) -> None:  # type: ignore[no-untyped-def]
+    proxy = fault_proxy(world.dagshub.base_url)
+    proxy.set_fault(Fault("slowdown", rate=0.2, retry_after=0, seed=5))
+    world.project.add_remote("dagshub", proxy.base_url + "/owner/repo.dvc")
+    run = world.verify(env={"DAGSHUB_HOSTS": proxy.host})
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.remote("dagshub")["objects_missing"] == 0
+    assert any(r.status == 503 for r in proxy.requests)

@@ -35,7 +35,8 @@ def classify_status(
 
     Returns None for 404: the object is simply not there.
     """
-    text = " ".join(part for part in (code, message) if part) or f"HTTP {status}"
+    said = " ".join(part for part in (code, message) if part)
+    text = f"HTTP {status}: {said}" if said else f"HTTP {status}"
     if code == "NoSuchBucket":
         return Failure("error", f"the bucket does not exist ({text})")
     if status == 404:
@@ -43,10 +44,10 @@ def classify_status(
     if status == 403 and message and CAP_MARKER in message.lower():
         return Failure("cap-exceeded", f"HTTP 403: {message}")
     if status in (401, 403):
-        return Failure("auth", f"credentials refused (HTTP {status}: {text})")
+        return Failure("auth", f"credentials refused ({text})")
     if status in TRANSIENT_STATUSES or code == "SlowDown":
-        return Failure("error", f"HTTP {status}: {text}", transient=True, retry_after=retry_after)
-    return Failure("error", f"unexpected HTTP {status}: {text}")
+        return Failure("error", text, transient=True, retry_after=retry_after)
+    return Failure("error", f"unexpected {text}")
 
 
 def classify_exception(exc: BaseException) -> Failure:

@@ -26,7 +26,8 @@ T = TypeVar("T")
 PROBE_TIMEOUT = 8.0
 CONNECT_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 30.0
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 3  # per object transfer: the pull/push contract
+HEAD_ATTEMPTS = 5  # a HEAD is cheap; a flaky server should not hide a whole remote
 MAX_RETRY_AFTER = 10.0
 _PROBE_OID = "00" + "0" * 30
 
@@ -329,7 +330,7 @@ class HttpRemote(Remote):
     ) -> tuple[bool, int | None]:
         """Whether the object is there (and its size); raises RemoteFailed on a remote failure."""
         url = self.path_of(obj)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        for attempt in range(1, HEAD_ATTEMPTS + 1):
             self.status.requests["HEAD"] += 1
             try:
                 async with session.head(url, allow_redirects=True, proxy=proxy) as resp:
@@ -345,7 +346,7 @@ class HttpRemote(Remote):
                 if found is None:
                     return False, None
                 failure = found
-            if not failure.transient or attempt == MAX_ATTEMPTS:
+            if not failure.transient or attempt == HEAD_ATTEMPTS:
                 self.status.fail(failure)
                 raise RemoteFailed(failure.detail)
             await asyncio.sleep(_backoff(attempt, failure.retry_after))
