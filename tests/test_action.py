@@ -504,6 +504,7 @@ def test_fork_pr_without_secrets_checks_what_it_can(world: PrWorld) -> None:
         ({"remotes": "backblaze,nowhere"}, "remotes"),
         ({"fail-on-missing": "maybe"}, "fail-on-missing"),
         ({"working-directory": "no/such/dir"}, "working-directory"),
+        ({"command": "push", "dry-run": "true"}, "dry-run"),
     ],
 )
 def test_each_invalid_input_is_one_error_naming_it_and_exit_2(
@@ -761,3 +762,4 @@ def test_sync_copies_what_dagshub_lacks_within_the_budget(world: PrWorld) -> Non
     assert step.code == 0, step.stdout + step.stderr
     assert step.outputs["transferred-count"] == str(LABELS + 1)
     assert world.step({}, event={}, event_name="push").code == 0
+

@@ -41,6 +41,7 @@ def test_workflows_and_examples_match_the_schema() -> None:
         "dvc-pr-check.yml",
         "dvc-weekly-sync.yml",
         "dvc-train-pull.yml",
+        "dvc-sharded-sync.yml",
     }
     assert {p.name for p in WORKFLOWS} >= {"ci.yml", "selftest.yml"}
     files = [str(p.relative_to(ROOT)) for p in WORKFLOWS + EXAMPLES]

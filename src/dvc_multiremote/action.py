@@ -210,6 +210,14 @@ def check_inputs(inputs: ActionInputs, env: RunnerEnv) -> tuple[Path, list[Input
     from dvc_multiremote.project import find_root
 
     problems: list[InputProblem] = []
+    if inputs.dry_run and inputs.command != "sync":
+        # Never let a user who asked for a dry run get a real pull or push.
+        problems.append(
+            InputProblem(
+                "dry-run",
+                f"Input `dry-run` applies to `sync` only; `{inputs.command}` has no dry run.",
+            )
+        )
     if inputs.scope == "pr" and not env.is_pr_event:
         problems.append(
             InputProblem("scope", SCOPE_NEEDS_PR.format(event=env.event_name or "non-GitHub"))
