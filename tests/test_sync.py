@@ -229,3 +229,24 @@ def test_bad_sync_options_are_one_sentence(world: World) -> None:
         assert run.code == 2, (args, run.stderr)
         assert says in run.stderr
     json.dumps(says)
+
+
+def test_legacy_dvc2_objects_are_copied_by_their_own_hash(world: World) -> None:
+    """A DVC 2 output (md5 of the text with CRLF turned to LF) in the remote's legacy layout."""
+    raw = b"id,label\r\n1,cat\r\n2,dog\r\n"
+    md5 = hashlib.md5(raw.replace(b"\r\n", b"\n")).hexdigest()
+    (world.project.root / "data" / "legacy.csv").write_bytes(raw)
+    (world.project.root / "data" / "legacy.csv.dvc").write_text(
+        f"outs:\n- md5: {md5}\n  size: {len(raw)}\n  path: legacy.csv\n"
+    )
+    world.project.commit("A DVC 2 era output")
+    legacy_key = f"{md5[:2]}/{md5[2:]}"
+    s3_client(world.moto.endpoint_url).put_object(
+        Bucket=world.bucket, Key=f"{PREFIX}/{legacy_key}", Body=raw
+    )
+    before = world.verify()
+    assert before.code == 1 and before.missing_paths("dagshub") == {"data/legacy.csv"}
+    run = world.run("sync")
+    assert run.code == 0, run.stderr + run.stdout
+    assert (world.dagshub.root / legacy_key).read_bytes() == raw
+    assert world.verify().code == 0

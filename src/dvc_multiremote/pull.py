@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from dvc.repo import Repo
 
 log = logging.getLogger(__name__)
+LIST_WHEN_MORE_THAN = 100
 
 
 def run_pull(settings: Settings) -> Report:
@@ -72,7 +73,8 @@ class Fetcher:
             if not remote.ensure_probed():
                 continue
             candidates = remaining
-            if remote.lists_cheaply:
+            # A listing costs N/1000 calls whatever we need; a few objects are cheaper to just ask for.
+            if remote.lists_cheaply and len(candidates) > LIST_WHEN_MORE_THAN:
                 remote.check(candidates, self.jobs)
                 if not remote.status.usable:
                     continue
