@@ -3,33 +3,38 @@ their own, and a git + DVC project with one directory of N small files."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import random
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from multiprocessing.managers import BaseManager
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import DagsHubRemoteServer, FaultProxy, MotoS3, s3_client  # noqa: E402
+from servers import DagsHubRemoteServer, Fault, FaultProxy, MotoS3, s3_client  # noqa: E402
 
 TOKEN = "bench-token-5e1f0c"
 PREFIX = "store"
 DATA = "data/images"
+LARGE = "data/large"  # the optional big files, a directory output of their own
+BIG_SIZE = 20 * 2**20
 SEED_JOBS = 10  # boto3 keeps 10 connections per client
 GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
 _DROPPED_PREFIXES = ("DAGSHUB_", "B2_", "DVC_REMOTE_", "AWS_")
@@ -88,6 +93,35 @@ class S3Side:
     def counts(self) -> dict[str, int]:
         return {kind: self.proxy.count(kind) for kind in ("LIST", "HEAD", "GET")}
 
+    def traffic(self, bucket: str | None = None) -> dict[str, int]:
+        """Requests by kind, object bytes served (GET 2xx) and received (PUT/POST bodies)."""
+        records = [
+            r
+            for r in self.proxy.requests
+            if bucket is None or urlsplit(r.path).path.strip("/").split("/")[0] == bucket
+        ]
+        found = {kind: sum(1 for r in records if r.kind == kind) for kind in S3_KINDS}
+        found["bytes_served"] = sum(
+            r.bytes_out for r in records if r.kind == "GET" and 200 <= r.status < 300
+        )
+        found["bytes_received"] = sum(r.bytes_in for r in records if r.kind in ("PUT", "POST"))
+        return found
+
+    def set_fault(self, fault: Fault | None) -> None:
+        if fault is None:
+            self.proxy.clear_faults()
+        else:
+            self.proxy.set_fault(fault)
+
+    def keys(self, bucket: str) -> list[str]:
+        return self.moto.list_keys(bucket, PREFIX + "/")
+
+    def delete_keys(self, bucket: str, keys: list[str]) -> None:
+        client = self.moto.client
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+
     def clear_log(self) -> None:
         self.proxy.clear_log()
 
@@ -111,12 +145,28 @@ class HttpSide:
     def counts(self) -> dict[str, int]:
         return {method: self.server.count(method) for method in ("HEAD", "GET")}
 
+    def traffic(self) -> dict[str, int]:
+        """Requests by method, object bytes served (GET 200) and received (uploads)."""
+        records = self.server.requests
+        found = {method: sum(1 for r in records if r.method == method) for method in HTTP_KINDS}
+        found["bytes_served"] = sum(
+            r.bytes_out for r in records if r.method == "GET" and r.status == 200
+        )
+        found["bytes_received"] = sum(
+            r.bytes_in for r in records if r.method in ("PUT", "POST") and r.status < 300
+        )
+        return found
+
     def clear_log(self) -> None:
         self.server.clear_log()
 
     def cpu(self) -> float:
         """CPU seconds this process (the HTTP server) has used so far."""
         return time.process_time()
+
+
+S3_KINDS = ("LIST", "HEAD", "GET", "PUT", "POST")
+HTTP_KINDS = ("HEAD", "GET", "PUT", "POST")
 
 
 class _Host(BaseManager):
@@ -136,13 +186,17 @@ def _host(stack: ExitStack) -> Any:
 
 @dataclass
 class World:
-    """A project whose ``data/images`` (N files) is meant for remotes ``s3`` and ``http``."""
+    """A project whose ``data/images`` (N files, plus ``data/large`` with the big files if any)
+    is meant for an S3 remote and an HTTP remote, named ``names`` (default ``s3`` and ``http``)."""
 
     root: Path
     s3: S3Side
     bucket: str
     http: HttpSide
     http_root: Path
+    names: tuple[str, str] = ("s3", "http")
+    outputs: tuple[str, ...] = (DATA,)
+    _clones: int = field(default=0, repr=False)
 
     @property
     def config_local(self) -> Path:
@@ -152,7 +206,7 @@ class World:
     def cache(self) -> Path:
         return self.root / ".dvc" / "cache"
 
-    def our_env(self) -> dict[str, str]:
+    def our_env(self, b2_host: str | None = None) -> dict[str, str]:
         """Credentials as our CLI takes them: from the environment, bound to hosts."""
         return {
             **os.environ,
@@ -160,18 +214,19 @@ class World:
             "DAGSHUB_HOSTS": self.http.host(),
             "B2_APPLICATION_KEY_ID": "testing",
             "B2_APPLICATION_KEY": "testing",
-            "B2_HOSTS": self.s3.proxy_host(),
+            "B2_HOSTS": b2_host or self.s3.proxy_host(),
         }
 
-    def dvc_credentials(self, present: bool) -> None:
+    def dvc_credentials(self, present: bool, root: Path | None = None) -> None:
         """Write (or remove) the HTTP remote's basic auth in ``config.local`` for the DVC CLI."""
+        path = (root or self.root) / ".dvc" / "config.local"
         if present:
-            self.config_local.write_text(
-                f"['remote \"http\"']\n    auth = basic\n    user = {TOKEN}\n"
+            path.write_text(
+                f"['remote \"{self.names[1]}\"']\n    auth = basic\n    user = {TOKEN}\n"
                 f"    password = {TOKEN}\n"
             )
         else:
-            self.config_local.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
     def clear_logs(self) -> None:
         self.s3.clear_log()
@@ -183,20 +238,32 @@ class World:
     def requests(self) -> dict[str, dict[str, int]]:
         return {"s3": self.s3.counts(), "http": self.http.counts()}
 
+    def traffic(self) -> dict[str, dict[str, int]]:
+        """Per remote name: requests by kind and object bytes served and received."""
+        return {self.names[0]: self.s3.traffic(self.bucket), self.names[1]: self.http.traffic()}
+
     def objects(self) -> dict[str, str]:
-        """``files/md5/ab/cd...`` -> workspace path, for ``data/images`` and its manifest."""
-        md5 = (self.root / f"{DATA}.dvc").read_text().split("md5: ", 1)[1].split()[0]
-        found = {_obj_path(md5): DATA}
-        for entry in json.loads((self.cache / _obj_path(md5)).read_text()):
-            found[_obj_path(entry["md5"])] = f"{DATA}/{entry['relpath']}"
+        """``files/md5/ab/cd...`` -> workspace path, for every output, its files and manifest."""
+        found = {}
+        for out in self.outputs:
+            md5 = (self.root / f"{out}.dvc").read_text().split("md5: ", 1)[1].split()[0]
+            found[_obj_path(md5)] = out
+            for entry in json.loads((self.cache / _obj_path(md5)).read_text()):
+                found[_obj_path(entry["md5"])] = f"{out}/{entry['relpath']}"
         return found
 
-    def seed(self, s3_objects: Iterable[str], http_objects: Iterable[str]) -> None:
+    def sizes(self) -> dict[str, int]:
+        """Object path -> size in bytes (from the local cache)."""
+        return {rel: (self.cache / rel).stat().st_size for rel in self.objects()}
+
+    def seed(
+        self, s3_objects: Iterable[str], http_objects: Iterable[str], bucket: str | None = None
+    ) -> None:
         """Upload objects from the local cache straight to each store, many at once."""
         client = s3_client(self.s3.moto_url(), max_attempts=3)
 
         def put(rel: str) -> None:
-            client.upload_file(str(self.cache / rel), self.bucket, f"{PREFIX}/{rel}")
+            client.upload_file(str(self.cache / rel), bucket or self.bucket, f"{PREFIX}/{rel}")
 
         def copy(rel: str) -> None:
             target = self.http_root / rel
@@ -207,9 +274,74 @@ class World:
             list(pool.map(put, s3_objects))
             list(pool.map(copy, http_objects))
 
+    def http_objects(self) -> set[str]:
+        """Object paths the HTTP store holds (complete files only)."""
+        return {
+            path.relative_to(self.http_root).as_posix()
+            for path in self.http_root.rglob("*")
+            if path.is_file() and not path.name.startswith(".upload-")
+        }
 
-def build_world(work: Path, files: int, stack: ExitStack) -> World:
-    """Start the servers and create the project; the remotes are configured but still empty."""
+    def reset_http(self, keep: set[str]) -> None:
+        """Make the HTTP store hold exactly ``keep``: delete the rest, copy back what is gone."""
+        held = self.http_objects()
+        for rel in held - keep:
+            (self.http_root / rel).unlink()
+        for path in self.http_root.rglob(".upload-*"):
+            path.unlink()
+        self.seed([], sorted(keep - held))
+
+    def empty_remotes(self) -> None:
+        self.s3.delete_keys(self.bucket, self.s3.keys(self.bucket))
+        self.reset_http(set())
+
+    def s3_objects(self, bucket: str | None = None) -> set[str]:
+        return {key.removeprefix(PREFIX + "/") for key in self.s3.keys(bucket or self.bucket)}
+
+    def clone(self, work: Path) -> Path:
+        """A fresh git clone of the project (no DVC cache, no data): what a CI runner has."""
+        self._clones += 1
+        target = work / f"clone-{self._clones}"
+        shutil.rmtree(target, ignore_errors=True)
+        subprocess.run([*GIT, "clone", "-q", str(self.root), str(target)], check=True)
+        return target
+
+    def workspace_problems(self, root: Path) -> list[str]:
+        """What is missing or wrong in a clone's workspace (every file hashed)."""
+        wrong = []
+        for rel, path in self.objects().items():
+            if rel.endswith(".dir"):
+                continue
+            target = root / path
+            if not target.is_file():
+                wrong.append(f"{path} missing")
+            elif _md5_of(target) != rel.split("/", 2)[2].replace("/", ""):
+                wrong.append(f"{path} has wrong content")
+        if wrong:
+            return [f"{len(wrong)} workspace file(s) missing or wrong, e.g. {wrong[:3]}"]
+        return []
+
+
+def set_endpoint(root: Path, remote: str, url: str) -> None:
+    """Point an S3 remote of the project at ``root`` to another endpoint (in ``.dvc/config``)."""
+    from dvc.config import Config
+
+    with Config(dvc_dir=str(root / ".dvc")).edit("repo") as conf:
+        conf["remote"][remote]["endpointurl"] = url
+
+
+def build_world(
+    work: Path,
+    files: int,
+    stack: ExitStack,
+    *,
+    big: int = 0,
+    names: tuple[str, str] = ("s3", "http"),
+) -> World:
+    """Start the servers and create the project; the remotes are configured but still empty.
+
+    ``names[0]`` (S3) is the default remote; ``big`` adds that many 20 MB files in ``data/large``.
+    """
     from dvc.repo import Repo
 
     s3 = cast(S3Side, _host(stack).S3Side())
@@ -217,22 +349,26 @@ def build_world(work: Path, files: int, stack: ExitStack) -> World:
     http = cast(HttpSide, _host(stack).HttpSide(str(http_root)))
     root = work / "project"
     _write_files(root / DATA, files, seed=files)
+    outputs = (DATA,)
+    if big:
+        _write_big(root / LARGE, big, seed=files)
+        outputs = (DATA, LARGE)
     git = [*GIT, "-C", str(root)]
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     bucket = s3.create_bucket()
     logging.getLogger("dvc").setLevel(logging.WARNING)  # no "Initialized DVC repository..."
     with Repo.init(root) as repo:
-        repo.add([str(root / DATA)])
+        repo.add([str(root / out) for out in outputs])
         with repo.config.edit("repo") as conf:
-            conf["core"]["remote"] = "s3"
-            conf["remote"]["s3"] = {
+            conf["core"]["remote"] = names[0]
+            conf["remote"][names[0]] = {
                 "url": f"s3://{bucket}/{PREFIX}",
                 "endpointurl": s3.proxy_url(),
             }
-            conf["remote"]["http"] = {"url": http.url()}
+            conf["remote"][names[1]] = {"url": http.url()}
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "Add data"], check=True)
-    return World(root, s3, bucket, http, http_root)
+    return World(root, s3, bucket, http, http_root, names, outputs)
 
 
 def _write_files(folder: Path, files: int, *, seed: int) -> None:
@@ -243,8 +379,23 @@ def _write_files(folder: Path, files: int, *, seed: int) -> None:
         (folder / f"f{number:05d}.bin").write_bytes(rng.randbytes(rng.randint(100, 2000)))
 
 
+def _write_big(folder: Path, count: int, *, seed: int) -> None:
+    rng = random.Random(seed + 1)
+    folder.mkdir(parents=True)
+    for number in range(count):
+        (folder / f"big{number}.bin").write_bytes(rng.randbytes(BIG_SIZE))
+
+
 def _obj_path(md5: str) -> str:
     return f"files/md5/{md5[:2]}/{md5[2:]}"
+
+
+def _md5_of(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # --- running and reporting --------------------------------------------------------------------
@@ -257,19 +408,123 @@ class Timed:
     code: int
     stdout: str
     stderr: str
+    peak_rss: int = 0  # bytes: the largest resident set of the command (or a child it waited for)
 
 
-def timed(command: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> Timed:
-    """Run a command to completion and measure its wall and CPU time."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=3600
+def timed(
+    command: Sequence[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 3600
+) -> Timed:
+    """Run a command to completion; its wall time, and CPU time and peak RSS from ``wait4``."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=err, text=True)
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Timed(
+            seconds,
+            usage.ru_utime + usage.ru_stime,
+            proc.returncode,
+            out.read(),
+            err.read(),
+            usage.ru_maxrss * 1024,  # KiB on Linux
+        )
+
+
+@dataclass
+class Sample:
+    """One timed run of a tool (one command or a chain of them) and what the servers saw."""
+
+    wall: float
+    cpu: float
+    peak_rss: int  # bytes, the largest of its commands
+    code: int  # of the last command that ran
+    traffic: dict[str, dict[str, int]]  # remote name -> requests by kind, bytes served/received
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_steps(
+    world: World,
+    steps: Sequence[Sequence[str]],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    *,
+    stop_on: str = "failure",
+) -> tuple[Sample, list[Timed]]:
+    """Run commands in turn (``a && b``, or ``a || b`` with ``stop_on="success"``), measured
+    together: the servers' logs are cleared first and read after."""
+    world.clear_logs()
+    runs: list[Timed] = []
+    for command in steps:
+        runs.append(run := timed(command, cwd, env))
+        if (run.code != 0) == (stop_on == "failure"):
+            break
+    sample = Sample(
+        wall=sum(run.seconds for run in runs),
+        cpu=sum(run.cpu for run in runs),
+        peak_rss=max(run.peak_rss for run in runs),
+        code=runs[-1].code,
+        traffic=world.traffic(),
     )
-    seconds = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return Timed(seconds, cpu, done.returncode, done.stdout, done.stderr)
+    return sample, runs
+
+
+def summarise(samples: Sequence[Sample]) -> dict[str, Any]:
+    """Medians over the runs (traffic per counter too), the largest peak RSS, and every run."""
+    traffic = {
+        remote: {key: round(median([s.traffic[remote][key] for s in samples])) for key in counts}
+        for remote, counts in samples[0].traffic.items()
+    }
+    return {
+        "wall": median([s.wall for s in samples]),
+        "cpu": median([s.cpu for s in samples]),
+        "peak_rss": max(s.peak_rss for s in samples),
+        "traffic": traffic,
+        "runs": [asdict(s) for s in samples],
+    }
+
+
+def failure(what: str, run: Timed) -> str:
+    tail = (run.stderr.strip() or run.stdout.strip())[-400:]
+    return f"{what} exited {run.code}: {tail}"
+
+
+def target(name: str, value: object, ok: bool | None) -> dict[str, Any]:
+    """One performance target: PASS/MISS, or INFO when no target was set (``ok`` is None)."""
+    status = "INFO" if ok is None else "PASS" if ok else "MISS"
+    return {"target": name, "value": value, "status": status}
+
+
+def write_document(
+    benchmark: str, results: list[dict[str, Any]], out: Path, load_before: float, **more: Any
+) -> None:
+    """The results with what skews them: versions, CPU count, load average before and after."""
+    import platform
+
+    import dvc
+
+    document = {
+        "benchmark": benchmark,
+        "python": platform.python_version(),
+        "dvc": dvc.__version__,
+        "cpus": os.cpu_count(),
+        "loadavg_before_after": [load_before, os.getloadavg()[0]],  # others' work skews times
+        **more,
+        "results": results,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def median(values: Sequence[float]) -> float:
@@ -280,6 +535,25 @@ def our_cli() -> list[str]:
     """Our console script next to this interpreter (no pyenv shim), else ``python -m``."""
     script = Path(sys.executable).with_name("dvc-multiremote")
     return [str(script)] if script.exists() else [sys.executable, "-m", "dvc_multiremote"]
+
+
+def dvc_cli() -> list[str]:
+    return [sys.executable, "-m", "dvc"]
+
+
+def report_of(path: Path) -> dict[str, Any] | None:
+    """Our JSON report, if the run wrote one (then removed, so the next run starts clean)."""
+    if not path.exists():
+        return None
+    report: dict[str, Any] = json.loads(path.read_text())
+    path.unlink()
+    return report
+
+
+def remote_of(report: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    if report is None:
+        return {}
+    return next((r for r in report["remotes"] if r["name"] == name), {})
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

@@ -3,7 +3,7 @@
 Nothing of that size is created on disk or in moto: the project holds one `.dir` manifest of N
 synthetic entries, and a small S3 listing server of our own on 127.0.0.1 generates the
 ListObjectsV2 pages on the fly (1% of the keys left out, so the report has work to do).
-Run: python bench/scale.py [--sizes 100000,300000,1000000] [--quick]
+Run: python bench/scale.py [--sizes 100000,300000,1000000] [--quick] [--out PATH]
 """
 
 from __future__ import annotations
@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,300000,1000000")
     parser.add_argument("--quick", action="store_true", help="100,000 objects only")
+    parser.add_argument("--out", type=Path, default=RESULTS / "scale.json", help="JSON results")
     args = parser.parse_args(argv)
     sizes = [100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     rows = []
@@ -207,10 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         int(largest["objects"]) / int(base["objects"])
     )  # type: ignore[arg-type]
     print(f"time grows {scale:.2f}x as fast as the object count (1.00 = linear)")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scale.json").write_text(
-        json.dumps({"runs": rows, "target_rss_bytes": TARGET_RSS}, indent=2)
-    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"runs": rows, "target_rss_bytes": TARGET_RSS}, indent=2))
     return 0
 
 

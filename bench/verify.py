@@ -58,6 +58,7 @@ class Measured:
     wall: float
     cpu: float  # the tool's own user + system time
     server_cpu: float  # what the test servers burnt meanwhile
+    peak_rss: int  # bytes, the largest of the tool's processes
     requests: dict[str, dict[str, int]]  # remote -> kind -> count
 
 
@@ -84,6 +85,7 @@ def measure(world: World, runs: list[Timed], server_cpu_before: float) -> Measur
         wall=sum(run.seconds for run in runs),
         cpu=sum(run.cpu for run in runs),
         server_cpu=world.server_cpu() - server_cpu_before,
+        peak_rss=max(run.peak_rss for run in runs),
         requests=world.requests(),
     )
 
@@ -184,6 +186,7 @@ def summary(runs: list[Measured]) -> dict[str, Any]:
         "wall": median([m.wall for m in runs]),
         "cpu": median([m.cpu for m in runs]),
         "server_cpu": median([m.server_cpu for m in runs]),
+        "peak_rss": max(m.peak_rss for m in runs),
         "requests": runs[-1].requests,
         "runs": [asdict(m) for m in runs],
     }

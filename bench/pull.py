@@ -1,0 +1,272 @@
+"""Time `dvc-multiremote pull` against `dvc pull`, each in a fresh clone (empty cache), on loopback.
+
+The project: ``data/images`` (N small files) and ``data/large`` (a few 20 MB files), complete on
+both remotes: ``backblaze`` (moto S3 behind a counting FaultProxy, the default remote) and
+``dagshub`` (DagsHub-like HTTP). Scenarios:
+
+- ``dead-primary``: backblaze on a dead port. Ours (falls back to dagshub) against
+  ``dvc pull -r dagshub`` run directly. Target: ours <= 1.2x.
+- ``both-up``: ours against ``dvc pull -r backblaze``. Target: ours <= 1.0x.
+- ``capped``: B2's download cap after K object GETs, K = 10% of the objects (objects are fetched
+  in no particular order, so the byte share is measured, not set). Ours against the seed's way,
+  ``dvc pull -r backblaze || dvc pull -r dagshub``. Target: the bytes both servers served (S3 GET
+  2xx + DagsHub GET 200 bodies) = 1.00x the dataset: nothing downloaded twice.
+
+Every run must leave a complete workspace (every file hashed). Usage:
+``python bench/pull.py [--sizes 1000,10000] [--big 3] [--repeat 3] [--quick] [--out PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from common import (
+    RESULTS,
+    Fault,
+    Sample,
+    World,
+    build_world,
+    dvc_cli,
+    failure,
+    loopback_env,
+    our_cli,
+    progress,
+    remote_of,
+    report_of,
+    run_steps,
+    set_endpoint,
+    summarise,
+    target,
+    write_document,
+)
+
+from servers import dead_port_url
+
+NAMES = ("backblaze", "dagshub")
+B2, DAGSHUB = NAMES
+CAP_SHARE = 0.10
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    baseline_name: str
+    baseline: list[list[str]]
+    stop_on: str  # "failure": a && b; "success": a || b
+    ratio_target: float | None
+
+
+SCENARIOS = [
+    Scenario("dead-primary", f"dvc pull -r {DAGSHUB}", [["pull", "-r", DAGSHUB]], "failure", 1.2),
+    Scenario("both-up", f"dvc pull -r {B2}", [["pull", "-r", B2]], "failure", 1.0),
+    Scenario(
+        "capped",
+        f"dvc pull -r {B2} || dvc pull -r {DAGSHUB}",
+        [["pull", "-r", B2], ["pull", "-r", DAGSHUB]],
+        "success",
+        None,
+    ),
+]
+
+
+@dataclass
+class Setup:
+    world: World
+    work: Path
+    sizes: dict[str, int]  # object path -> bytes, manifests included
+    cap_after: int
+
+
+def prepare(work: Path, files: int, big: int, stack: ExitStack) -> Setup:
+    world = build_world(work, files, stack, big=big, names=NAMES)
+    sizes = world.sizes()
+    world.seed(sorted(sizes), sorted(sizes))
+    return Setup(world, work, sizes, max(1, round(CAP_SHARE * len(sizes))))
+
+
+def run_ours(setup: Setup, scenario: Scenario) -> tuple[Sample, list[str]]:
+    world = setup.world
+    clone = world.clone(setup.work)
+    env = world.our_env()
+    if scenario.name == "dead-primary":
+        dead = dead_port_url()
+        set_endpoint(clone, B2, dead)
+        env = world.our_env(b2_host=urlsplit(dead).netloc)
+    report_path = setup.work / "ours.json"
+    command = [*our_cli(), "pull", "-r", ",".join(NAMES), "--json", str(report_path)]
+    sample, runs = run_steps(world, [command], clone, env)
+    report = report_of(report_path)
+    problems = [] if runs[0].code == 0 else [failure("ours", runs[0])]
+    sample.extra = {
+        name: {
+            key: remote_of(report, name).get(key)
+            for key in ("state", "objects_served", "bytes_served")
+        }
+        for name in NAMES
+    }
+    sample.extra["remotes_used"] = report.get("remotes_used") if report else None
+    problems += _wrong_in_ours(setup, scenario, sample.extra) + world.workspace_problems(clone)
+    shutil.rmtree(clone)
+    return sample, problems
+
+
+def _wrong_in_ours(setup: Setup, scenario: Scenario, said: dict[str, Any]) -> list[str]:
+    expected_state = {"dead-primary": "unreachable", "capped": "cap-exceeded"}.get(
+        scenario.name, "ok"
+    )
+    problems = []
+    if said[B2]["state"] != expected_state:
+        problems.append(f"ours: {B2} state {said[B2]['state']}, expected {expected_state}")
+    served = sum(said[name]["objects_served"] or 0 for name in NAMES)
+    if served != len(setup.sizes):
+        problems.append(f"ours: report says {served} objects served of {len(setup.sizes)}")
+    if scenario.name == "capped" and said[B2]["objects_served"] != setup.cap_after:
+        problems.append(
+            f"ours: {said[B2]['objects_served']} objects from {B2}, cap after {setup.cap_after}"
+        )
+    return problems
+
+
+def run_baseline(setup: Setup, scenario: Scenario) -> tuple[Sample, list[str]]:
+    world = setup.world
+    clone = world.clone(setup.work)
+    world.dvc_credentials(present=True, root=clone)
+    steps = [[*dvc_cli(), *step] for step in scenario.baseline]
+    sample, runs = run_steps(world, steps, clone, stop_on=scenario.stop_on)
+    problems = [] if sample.code == 0 else [failure(scenario.baseline_name, runs[-1])]
+    problems += world.workspace_problems(clone)
+    shutil.rmtree(clone)
+    return sample, problems
+
+
+def bench(work: Path, files: int, big: int, repeat: int) -> list[dict[str, Any]]:
+    results = []
+    with ExitStack() as stack:
+        progress(f"pull N={files:,} + {big} x 20 MB: building the project, seeding both remotes...")
+        setup = prepare(work, files, big, stack)
+        for scenario in SCENARIOS:
+            ours: list[Sample] = []
+            base: list[Sample] = []
+            problems: list[str] = []
+            for attempt in range(repeat):
+                # Alternate which tool goes first: the machine's load drifts.
+                order = ("ours", "base") if attempt % 2 == 0 else ("base", "ours")
+                for who in order:
+                    if scenario.name == "capped":
+                        setup.world.s3.set_fault(Fault("b2_cap", after=setup.cap_after))
+                    runner = run_ours if who == "ours" else run_baseline
+                    sample, wrong = runner(setup, scenario)
+                    setup.world.s3.set_fault(None)
+                    (ours if who == "ours" else base).append(sample)
+                    problems += [f"run {attempt + 1}: {p}" for p in wrong]
+                progress(
+                    f"  {scenario.name} {attempt + 1}/{repeat}: ours {ours[-1].wall:.2f} s, "
+                    f"{scenario.baseline_name} {base[-1].wall:.2f} s"
+                )
+            results.append(result(setup, scenario, files, big, ours, base, problems))
+    return results
+
+
+def result(
+    setup: Setup,
+    scenario: Scenario,
+    files: int,
+    big: int,
+    ours: Sequence[Sample],
+    base: Sequence[Sample],
+    problems: list[str],
+) -> dict[str, Any]:
+    dataset = sum(setup.sizes.values())
+    mine = summarise(ours)
+    ratio = mine["wall"] / summarise(base)["wall"]
+    served = [sum(s.traffic[name]["bytes_served"] for name in NAMES) / dataset for s in ours]
+    found = {
+        "command": "pull",
+        "scenario": scenario.name,
+        "files": files,
+        "big": big,
+        "objects": len(setup.sizes),
+        "dataset_bytes": dataset,
+        "repeat": len(ours),
+        "ours": mine,
+        "baselines": [{"name": scenario.baseline_name, **summarise(base)}],
+        "ratio": ratio,
+        "bytes_served_over_dataset": served,
+        "problems": sorted(set(problems)),
+    }
+    targets = []
+    if scenario.ratio_target is not None:
+        targets.append(
+            target(
+                f"ours / {scenario.baseline_name} <= {scenario.ratio_target}",
+                f"{ratio:.2f}",
+                ratio <= scenario.ratio_target,
+            )
+        )
+    else:
+        targets.append(target(f"ours / {scenario.baseline_name}", f"{ratio:.2f}", None))
+    if scenario.name == "capped":
+        share = [s.traffic[B2]["bytes_served"] / dataset for s in ours]
+        found["cap_after"] = setup.cap_after
+        found["b2_byte_share"] = share
+        worst = max(served, key=lambda x: abs(x - 1))
+        targets += [
+            target(
+                "bytes served by both servers = 1.00x the dataset",
+                f"{worst:.4f}x",
+                all(abs(x - 1) < 0.005 for x in served),
+            ),
+            target(
+                f"share of bytes from {B2} (cap after {setup.cap_after} objects, aim ~10%)",
+                " / ".join(f"{x:.1%}" for x in share),
+                None,
+            ),
+        ]
+    found["targets"] = targets
+    return found
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
+    parser.add_argument("--sizes", default="1000,10000", help="comma-separated small-file counts")
+    parser.add_argument("--big", type=int, help="20 MB files (default 3; --quick: 1)")
+    parser.add_argument("--repeat", type=int, help="runs per scenario (default 3; --quick: 1)")
+    parser.add_argument("--quick", action="store_true", help="N=1,000, one 20 MB file, once")
+    parser.add_argument("--out", type=Path, default=RESULTS / "pull.json", help="JSON results")
+    args = parser.parse_args(argv)
+    args.sizes = [1000] if args.quick else [int(s.replace("_", "")) for s in args.sizes.split(",")]
+    args.big = args.big if args.big is not None else (1 if args.quick else 3)
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    load_before = os.getloadavg()[0]
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-pull-") as tmp:
+        loopback_env(Path(tmp) / "home")
+        for files in args.sizes:
+            results += bench(Path(tmp) / f"n{files}", files, args.big, args.repeat)
+    write_document("pull", results, args.out, load_before)
+    for r in results:
+        for t in r["targets"]:
+            print(f"N={r['files']:,} {r['scenario']}: {t['status']} {t['target']} ({t['value']})")
+        for problem in r["problems"]:
+            print(f"N={r['files']:,} {r['scenario']}: ERROR {problem}")
+    print(f"Wrote {args.out}")
+    return 1 if any(r["problems"] for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

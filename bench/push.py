@@ -1,0 +1,162 @@
+"""Time `dvc-multiremote push` (both remotes at once) against `dvc push` to each in turn.
+
+The project: ``data/images`` (N small files; ``--big`` adds 20 MB files in ``data/large``) with
+its local cache populated, and two remotes, ``backblaze`` (moto S3 behind a counting FaultProxy)
+and ``dagshub`` (DagsHub-like HTTP), both emptied before every run. Compared, from the same
+project and cache: ours, ``dvc-multiremote push -r backblaze,dagshub``; DVC's,
+``dvc push -r backblaze && dvc push -r dagshub``. After each run both remotes must hold every
+object. No target was set for push: the ratio is reported for information. Usage:
+``python bench/push.py [--sizes 1000,10000] [--big 0] [--repeat 3] [--quick] [--out PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from common import (
+    RESULTS,
+    Sample,
+    World,
+    build_world,
+    dvc_cli,
+    failure,
+    loopback_env,
+    our_cli,
+    progress,
+    remote_of,
+    report_of,
+    run_steps,
+    summarise,
+    target,
+    write_document,
+)
+
+NAMES = ("backblaze", "dagshub")
+B2, DAGSHUB = NAMES
+DVC_PAIR = f"dvc push -r {B2} && dvc push -r {DAGSHUB}"
+
+
+def run_ours(world: World, work: Path, sizes: dict[str, int]) -> tuple[Sample, list[str]]:
+    world.empty_remotes()
+    world.dvc_credentials(present=False)
+    report_path = work / "ours.json"
+    command = [*our_cli(), "push", "-r", ",".join(NAMES), "--json", str(report_path)]
+    sample, runs = run_steps(world, [command], world.root, world.our_env())
+    report = report_of(report_path)
+    problems = [] if runs[0].code == 0 else [failure("ours", runs[0])]
+    sample.extra = {
+        name: {
+            key: remote_of(report, name).get(key)
+            for key in ("objects_pushed", "bytes_pushed", "requests")
+        }
+        for name in NAMES
+    }
+    if world.config_local.exists():
+        problems.append("ours left .dvc/config.local behind")
+    return sample, problems + _remote_problems(world, sizes)
+
+
+def run_dvc(world: World, sizes: dict[str, int]) -> tuple[Sample, list[str]]:
+    world.empty_remotes()
+    world.dvc_credentials(present=True)
+    steps = [[*dvc_cli(), "push", "-r", name] for name in NAMES]
+    sample, runs = run_steps(world, steps, world.root)
+    world.dvc_credentials(present=False)
+    problems = [] if sample.code == 0 else [failure(DVC_PAIR, runs[-1])]
+    return sample, problems + _remote_problems(world, sizes)
+
+
+def _remote_problems(world: World, sizes: dict[str, int]) -> list[str]:
+    problems = []
+    for name, held in ((B2, world.s3_objects()), (DAGSHUB, world.http_objects())):
+        if lacking := set(sizes) - held:
+            problems.append(f"{name} lacks {len(lacking)} objects after the run")
+    return problems
+
+
+def bench(work: Path, files: int, big: int, repeat: int) -> dict[str, Any]:
+    progress(f"push N={files:,} + {big} x 20 MB: building the project...")
+    ours: list[Sample] = []
+    dvc: list[Sample] = []
+    problems: list[str] = []
+    with ExitStack() as stack:
+        world = build_world(work, files, stack, big=big, names=NAMES)
+        sizes = world.sizes()
+        for attempt in range(repeat):
+            order = ["ours", "dvc"] if attempt % 2 == 0 else ["dvc", "ours"]
+            for who in order:
+                sample, wrong = (
+                    run_ours(world, work, sizes) if who == "ours" else run_dvc(world, sizes)
+                )
+                (ours if who == "ours" else dvc).append(sample)
+                problems += [f"run {attempt + 1}: {p}" for p in wrong]
+            progress(
+                f"  {attempt + 1}/{repeat}: ours {ours[-1].wall:.2f} s, {DVC_PAIR} {dvc[-1].wall:.2f} s"
+            )
+    mine, theirs = summarise(ours), summarise(dvc)
+    ratio = mine["wall"] / theirs["wall"]
+    dataset = sum(sizes.values())
+    uploaded = {name: mine["traffic"][name]["bytes_received"] / dataset for name in NAMES}
+    return {
+        "command": "push",
+        "scenario": "both remotes empty",
+        "files": files,
+        "big": big,
+        "objects": len(sizes),
+        "dataset_bytes": dataset,
+        "repeat": repeat,
+        "ours": mine,
+        "baselines": [{"name": DVC_PAIR, **theirs}],
+        "ratio": ratio,
+        "targets": [
+            target(f"ours / {DVC_PAIR} (no target set)", f"{ratio:.2f}", None),
+            target(
+                "our request body bytes per remote / dataset",
+                ", ".join(f"{name} {x:.3f}x" for name, x in uploaded.items()),
+                None,
+            ),
+        ],
+        "problems": sorted(set(problems)),
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
+    parser.add_argument("--sizes", default="1000,10000", help="comma-separated small-file counts")
+    parser.add_argument("--big", type=int, default=0, help="20 MB files to add")
+    parser.add_argument("--repeat", type=int, help="runs per size (default 3; --quick: 1)")
+    parser.add_argument("--quick", action="store_true", help="N=1,000 once")
+    parser.add_argument("--out", type=Path, default=RESULTS / "push.json", help="JSON results")
+    args = parser.parse_args(argv)
+    args.sizes = [1000] if args.quick else [int(s.replace("_", "")) for s in args.sizes.split(",")]
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp:
+        loopback_env(Path(tmp) / "home")
+        results = [
+            bench(Path(tmp) / f"n{files}", files, args.big, args.repeat) for files in args.sizes
+        ]
+    write_document("push", results, args.out, load_before)
+    for r in results:
+        for t in r["targets"]:
+            print(f"N={r['files']:,}: {t['status']} {t['target']} ({t['value']})")
+        for problem in r["problems"]:
+            print(f"N={r['files']:,}: ERROR {problem}")
+    print(f"Wrote {args.out}")
+    return 1 if any(r["problems"] for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
