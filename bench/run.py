@@ -46,6 +46,17 @@ def commands(quick: bool, out: Path) -> dict[str, list[str]]:
     }
 
 
+def source_state() -> str:
+    """The commit of the code under test, and whether src/ had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=BENCH.parent, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "src")
+    return git("rev-parse", "--short", "HEAD") + (" (src/ modified)" if dirty else "")
+
+
 def run_all(todo: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     """Run each benchmark to completion (a failing one does not stop the others)."""
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
@@ -54,6 +65,7 @@ def run_all(todo: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     for name, command in todo.items():
         print(f"== {name}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
         load = os.getloadavg()[0]
+        code_before = source_state()
         started = time.monotonic()
         done = subprocess.run(command, cwd=BENCH.parent, env=env, check=False)
         ran[name] = {
@@ -61,6 +73,7 @@ def run_all(todo: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
             "exit_code": done.returncode,
             "seconds": round(time.monotonic() - started, 1),
             "loadavg_before_after": [load, os.getloadavg()[0]],
+            "code_before_after": [code_before, source_state()],  # others commit meanwhile
         }
     return ran
 
