@@ -283,8 +283,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         _panel(ax, command, mine)
     _rss_panel(flat[5], rows)
     fig.suptitle(
-        "dvc-multiremote vs DVC on loopback (median wall time; bars: min-max of the runs). "
-        "Shared 2-core machine: times are noisy.",
+        "dvc-multiremote (solid) vs DVC and rclone (dashed/dotted) on loopback: median wall time,"
+        " bars min-max of the runs. Shared 2-core machine: times are noisy.",
         fontsize=11,
     )
     fig.tight_layout()
@@ -322,11 +322,15 @@ def _panel(ax: Any, command: str, rows: list[dict[str, Any]]) -> None:
         if command == "pull":
             label = row["scenario"]  # every pull row has the big files
         groups.setdefault(label, []).append(row)
+    # Series side by side around each N (a few % apart), so equal times do not hide each other.
+    total = sum(1 + len(members[0]["baselines"]) for members in groups.values())
+    shifts = iter(1.07 ** (i - (total - 1) / 2) for i in range(total))
     for colour, (label, members) in zip(SCENARIO_COLOURS, groups.items(), strict=False):
         solo = len(groups) == 1
         xs, ys, err = _series(members, lambda r: r["ours"])
+        shift = next(shifts)
         ax.errorbar(
-            xs,
+            [x * shift for x in xs],
             ys,
             yerr=err,
             color=colour,
@@ -341,8 +345,9 @@ def _panel(ax: Any, command: str, rows: list[dict[str, Any]]) -> None:
                 lambda r, name=name: next((b for b in r["baselines"] if b["name"] == name), None),
             )
             style = ["--", ":"][number % 2]
+            shift = next(shifts)
             ax.errorbar(
-                xs,
+                [x * shift for x in xs],
                 ys,
                 yerr=err,
                 color=colour if not solo else SCENARIO_COLOURS[number + 1],
@@ -352,17 +357,36 @@ def _panel(ax: Any, command: str, rows: list[dict[str, Any]]) -> None:
                 alpha=0.85,
                 label=name if solo else f"{name}: {label}",
             )
-    title = {"scale": "verify at scale (synthetic S3 listing)"}.get(command, command)
+    title = {"scale": "verify at scale (synthetic S3 listing, ours only)"}.get(command, command)
     ax.set_title(title)
+    if not rows:
+        ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
+        return
+    _log_axes(ax, [row["files"] for row in rows])
+    ax.set_ylabel("wall time (s), log")
+    low, high = ax.get_ylim()
+    ax.set_ylim(low / 1.3, high * (3 if len(ax.get_legend_handles_labels()[0]) < 4 else 8))
+    ax.legend(fontsize=7, loc="upper left", framealpha=0.9)
+
+
+def _log_axes(ax: Any, ns: list[int]) -> None:
+    """Log axes with plain numbers, ticks at the Ns measured, room either side."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("N (files)")
-    ax.set_ylabel("wall time (s)")
+    ticks = sorted(set(ns))
+    ax.set_xticks(ticks, [f"{n / 1000:g}k" if n < 10**6 else f"{n / 10**6:g}M" for n in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(min(ticks) / 2, max(ticks) * 2)
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(
+        FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.1e}"[0] in "25" else "")
+    )
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+    ax.set_xlabel("N (files; objects for scale)")
     ax.grid(True, which="both", alpha=0.3)
-    if rows:
-        ax.legend(fontsize=7, loc="upper left")
-    else:
-        ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
 
 
 def _rss_panel(ax: Any, rows: list[dict[str, Any]]) -> None:
@@ -377,11 +401,11 @@ def _rss_panel(ax: Any, rows: list[dict[str, Any]]) -> None:
             list(peak), [v / 2**20 for v in peak.values()], marker="o", color=colour, label=command
         )
     ax.set_title("peak RSS of our process (largest over scenarios)")
-    ax.set_xscale("log")
-    ax.set_xlabel("N (files)")
+    _log_axes(ax, [row["files"] for row in rows] or [1000])
+    ax.set_yscale("linear")
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("MiB")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left")
 
 
 # --- main -------------------------------------------------------------------------------------
