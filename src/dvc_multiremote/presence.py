@@ -93,7 +93,15 @@ class Remote:
         with self._probe_lock:
             if not self._probed:
                 self._probed = True
+                started = time.monotonic()
                 self.probe()
+                log.debug(
+                    "%s: probed in %.2f s: %s %s",
+                    self.spec.name,
+                    time.monotonic() - started,
+                    self.status.state,
+                    self.status.message,
+                )
         return self.status.usable
 
     def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
@@ -189,7 +197,6 @@ class S3Remote(Remote):
 
         if not self._connect_or_fail():
             return
-        started = time.monotonic()
         try:
             self._run(go, PROBE_TIMEOUT)
         except _Capped as exc:
@@ -198,12 +205,6 @@ class S3Remote(Remote):
             )
         except Exception as exc:  # noqa: BLE001 - every failure is classified
             self.status.fail(classify_exception(exc))
-        log.debug(
-            "%s: probed in %.2f s: %s",
-            self.spec.name,
-            time.monotonic() - started,
-            self.status.state,
-        )
 
     def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
         # Keys are our own instances: a million listing entries must not each keep a copy.
@@ -361,19 +362,12 @@ class HttpRemote(Remote):
 
         if not self._connect_or_fail():
             return
-        started = time.monotonic()
         try:
             asyncio.run(go())
         except RemoteFailed:
             pass
         except Exception as exc:  # noqa: BLE001
             self.status.fail(classify_exception(exc))
-        log.debug(
-            "%s: probed in %.2f s: %s",
-            self.spec.name,
-            time.monotonic() - started,
-            self.status.state,
-        )
 
     def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
         present: dict[ObjectRef, int | None] = {}

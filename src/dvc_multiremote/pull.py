@@ -204,14 +204,7 @@ def _report(
         entries = inventory.contents.get(out.obj) if out.is_dir else None
         own = {out.obj, *(entry.obj for entry in entries or [])}
         lacking = [obj for obj in unresolved if obj in own]
-        report = OutputReport(
-            path=out.path,
-            dvc_file=out.dvc_file,
-            md5=out.md5,
-            is_dir=out.is_dir,
-            files=len(entries) if entries is not None else (out.nfiles if out.is_dir else 1),
-            line=out.line,
-        )
+        report = OutputReport.of(out, entries)
         if lacking:
             report.missing = {"any remote": len(lacking)}
         if out.is_dir and entries is None:

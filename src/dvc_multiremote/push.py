@@ -137,14 +137,7 @@ def _report(
     outputs = []
     for out in inventory.outputs:
         entries = inventory.contents.get(out.obj) if out.is_dir else None
-        report = OutputReport(
-            path=out.path,
-            dvc_file=out.dvc_file,
-            md5=out.md5,
-            is_dir=out.is_dir,
-            files=len(entries) if entries is not None else (out.nfiles if out.is_dir else 1),
-            line=out.line,
-        )
+        report = OutputReport.of(out, entries)
         own = {out.obj, *(entry.obj for entry in entries or [])}
         for name, outcome in outcomes.items():
             count = len(own & outcome.failed)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dvc_multiremote.errors import ExitCode
+from dvc_multiremote.inventory import DirEntry, OutputRef
 
 
 @dataclass
@@ -52,6 +53,18 @@ class OutputReport:
         if manifest:
             parts.append("the .dir manifest")
         return " and ".join(parts)
+
+    @classmethod
+    def of(cls, out: OutputRef, entries: list[DirEntry] | None) -> OutputReport:
+        """The report line of an output, before anything is known to be missing."""
+        return cls(
+            path=out.path,
+            dvc_file=out.dvc_file,
+            md5=out.md5,
+            is_dir=out.is_dir,
+            files=len(entries) if entries is not None else (out.nfiles if out.is_dir else 1),
+            line=out.line,
+        )
 
 
 @dataclass

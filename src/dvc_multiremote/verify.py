@@ -102,14 +102,7 @@ def _output_report(
 ) -> OutputReport:
     entries = inventory.contents.get(out.obj) if out.is_dir else None
     own = {obj for obj in [out.obj, *(entry.obj for entry in entries or [])] if obj in in_scope}
-    report = OutputReport(
-        path=out.path,
-        dvc_file=out.dvc_file,
-        md5=out.md5,
-        is_dir=out.is_dir,
-        files=len(entries) if entries is not None else (out.nfiles if out.is_dir else 1),
-        line=out.line,
-    )
+    report = OutputReport.of(out, entries)
     if out.is_dir and entries is None:
         report.reason = (
             "its .dir manifest is in no remote and not in the local cache, so its files are unknown"
