@@ -270,3 +270,16 @@ def test_http_remote_answering_503_slowdown_is_retried_not_reported_missing(
     assert run.code == 0, run.stderr + run.stdout
     assert run.remote("dagshub")["objects_missing"] == 0
     assert any(r.status == 503 for r in proxy.requests)
+
+
+def test_remote_that_accepts_but_never_answers_is_unreachable_in_bounded_time(world: World) -> None:
+    world.s3.set_fault(Fault("hang", seconds=60))
+    started = time.monotonic()
+    run = world.verify()
+    elapsed = time.monotonic() - started
+    assert run.code == 3, run.stderr + run.stdout
+    backblaze = run.remote("backblaze")
+    assert backblaze["state"] == "unreachable"
+    assert backblaze["objects_missing"] is None
+    assert run.remote("dagshub")["state"] == "ok"
+    assert elapsed < 20, f"took {elapsed:.1f} s"
