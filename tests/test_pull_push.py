@@ -210,3 +210,16 @@ def test_pull_and_push_keep_secrets_out_of_everything(world: World) -> None:
     assert clone.files_containing(secrets) == []
     assert not (clone.root / ".dvc" / "config.local").exists()
     assert cli_env()  # the helper itself strips credentials from the parent environment
+
+
+def test_primary_that_hangs_is_dropped_and_the_secondary_serves(world: World) -> None:
+    world.s3.set_fault(Fault("hang", seconds=60))
+    clone = world.clone()
+    started = time.monotonic()
+    run = world.run_in(clone, "pull")
+    elapsed = time.monotonic() - started
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.remote("backblaze")["state"] == "unreachable"
+    assert run.report is not None and run.report["remotes_used"] == ["dagshub"]
+    assert _workspace_complete(clone)
+    assert elapsed < 30, f"took {elapsed:.1f} s"
