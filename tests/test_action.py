@@ -762,4 +762,3 @@ def test_sync_copies_what_dagshub_lacks_within_the_budget(world: PrWorld) -> Non
     assert step.code == 0, step.stdout + step.stderr
     assert step.outputs["transferred-count"] == str(LABELS + 1)
     assert world.step({}, event={}, event_name="push").code == 0
-

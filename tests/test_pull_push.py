@@ -223,3 +223,17 @@ def test_primary_that_hangs_is_dropped_and_the_secondary_serves(world: World) ->
     assert run.report is not None and run.report["remotes_used"] == ["dagshub"]
     assert _workspace_complete(clone)
     assert elapsed < 30, f"took {elapsed:.1f} s"
+
+
+def test_primary_that_goes_silent_midway_is_dropped_after_the_deadline(world: World) -> None:
+    world.s3.set_fault(Fault("hang", after=5, only=("GET",), seconds=60))
+    clone = world.clone()
+    started = time.monotonic()
+    run = world.run_in(clone, "pull", "-j", "2", env={"DVC_MULTIREMOTE_DEADLINE": "3"})
+    elapsed = time.monotonic() - started
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.remote("backblaze")["state"] == "unreachable"
+    assert run.remote("backblaze")["objects_served"] == 5
+    assert run.remote("dagshub")["objects_served"] == ALL - 5
+    assert _workspace_complete(clone)
+    assert elapsed < 30, f"took {elapsed:.1f} s"

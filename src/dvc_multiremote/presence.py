@@ -145,7 +145,7 @@ class Remote:
             return False
         return True
 
-    def _run(self, factory: Callable[[], Awaitable[T]], timeout: float | None) -> T:
+    def run_async(self, factory: Callable[[], Awaitable[T]], timeout: float | None) -> T:
         """Run a coroutine on the filesystem's event loop, bounded by ``timeout``."""
         from fsspec.asyn import sync
 
@@ -198,7 +198,7 @@ class S3Remote(Remote):
         if not self._connect_or_fail():
             return
         try:
-            self._run(go, PROBE_TIMEOUT)
+            self.run_async(go, PROBE_TIMEOUT)
         except _Capped as exc:
             self.status.fail(
                 Failure("cap-exceeded", f"listing works but downloads are refused ({exc})")
@@ -242,7 +242,7 @@ class S3Remote(Remote):
 
         started = time.monotonic()
         try:
-            self._run(go, None)
+            self.run_async(go, None)
         except Exception as exc:  # noqa: BLE001
             self.status.fail(classify_exception(exc))
             return

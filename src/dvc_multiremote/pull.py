@@ -95,7 +95,8 @@ class Fetcher:
             if not remote.status.usable:
                 return
             try:
-                fetched = download(remote, obj, self.workdir)
+                size = (remote.status.present or {}).get(obj)
+                fetched = download(remote, obj, self.workdir, size)
             except ObjectMissing:
                 self._note(self.result.lacking, obj, remote)
                 return

@@ -20,6 +20,10 @@ from dvc_multiremote.presence import MAX_ATTEMPTS, Remote, RemoteFailed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# An object may take this long, plus one second per 256 KB it holds, before its remote is
+# declared unreachable (a server that accepts the request and then says nothing).
+DEADLINE_SECONDS = float(os.environ.get("DVC_MULTIREMOTE_DEADLINE", "60"))
+SLOWEST_BYTES_PER_SECOND = 256 * 1024
 
 
 class ObjectMissing(Exception):
@@ -85,7 +89,17 @@ def attempt(remote: Remote, action: Callable[[], T], what: str) -> T:
     raise ObjectFailed(f"{what}: {failure.detail}")
 
 
-def download(remote: Remote, obj: ObjectRef, workdir: Path) -> Fetched:
+def fetch_file(remote: Remote, source: str, path: Path, size: int | None) -> None:
+    """Download with a deadline of our own: DVC's filesystems retry a silent server for minutes."""
+    fs = remote.fs.fs
+    if not getattr(fs, "async_impl", False):
+        remote.fs.get_file(source, str(path))
+        return
+    deadline = DEADLINE_SECONDS + (size or 0) / SLOWEST_BYTES_PER_SECOND
+    remote.run_async(lambda: fs._get_file(source, str(path)), deadline)
+
+
+def download(remote: Remote, obj: ObjectRef, workdir: Path, size: int | None = None) -> Fetched:
     """Fetch one object into a new file under ``workdir`` and check its md5."""
     source = remote.path_of(obj)
     fd, name = tempfile.mkstemp(dir=workdir, prefix=obj.md5[:8], suffix=".part")
@@ -94,7 +108,7 @@ def download(remote: Remote, obj: ObjectRef, workdir: Path) -> Fetched:
 
     def get() -> Fetched:
         remote.status.requests["GET"] += 1
-        remote.fs.get_file(source, str(path))
+        fetch_file(remote, source, path, size)
         if not md5_matches(path, obj):
             raise ObjectCorrupt(f"{obj.md5} on {remote.spec.name} does not match its md5")
         return Fetched(obj, path, path.stat().st_size)

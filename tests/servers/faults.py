@@ -88,7 +88,7 @@ class Fault:
     - ``slowdown``: a ``rate`` fraction of requests (seeded, so repeatable) gets 503 SlowDown
       with ``Retry-After: retry_after``.
     - ``delay``: wait ``seconds`` then answer normally (adds up with other faults).
-    - ``hang``: never answer; the connection is closed after ``seconds`` (default
+    - ``hang``: (after ``after`` successful GETs of objects, if set) never answer; the connection is closed after ``seconds`` (default
       :data:`MAX_WAIT`) or when the proxy stops.
     """
 
@@ -319,7 +319,7 @@ class FaultProxy(LoopbackServer):
                     continue
                 if fault.name == "slowdown" and active.rng.random() >= fault.rate:
                     continue
-                if fault.name == "b2_cap" and active.passed < fault.after:
+                if active.passed < fault.after:
                     if kind == "GET":
                         active.passed += 1
                         plan.reserved = active
