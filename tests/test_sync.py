@@ -74,6 +74,21 @@ def test_fresh_runner_copies_exactly_what_dagshub_lacks(world: World) -> None:
     assert not list((runner.root / ".dvc" / "tmp").rglob("*.part"))
 
 
+def test_uncapped_dagshub_serves_before_b2_when_both_hold_an_object(world: World) -> None:
+    archive = world.project.root.parent / "archive"
+    archive.mkdir()
+    runner = world.clone()  # empty cache: manifests come from a remote too
+    runner.add_remote("archive", str(archive))
+    world.s3.clear_log()
+    run = world.run_in(runner, "sync", "-r", "backblaze,dagshub,archive")
+    assert run.code == 0, run.stderr + run.stdout
+    assert _s3_gets(world) == []  # not even the manifest came from B2
+    assert run.remote("backblaze")["bytes_downloaded"] == 0
+    assert {(p["source"], p["destination"]) for p in run.report["pairs"]} == {
+        ("dagshub", "archive")
+    }  # type: ignore[index]
+
+
 def test_objects_missing_both_ways_complete_in_one_run(world: World) -> None:
     files = _file_objects(world)
     client = s3_client(world.moto.endpoint_url)
@@ -95,7 +110,8 @@ def test_corrupt_copy_is_never_spread(world: World) -> None:
     victim = _file_objects(world)[5]
     client = s3_client(world.moto.endpoint_url)
     client.put_object(Bucket=world.bucket, Key=f"{PREFIX}/{victim}", Body=b"bit rot")
-    run = world.run("sync", "-r", "backblaze,dagshub,archive")
+    # B2 first on purpose (by default the uncapped DagsHub serves first and B2's copy is never read).
+    run = world.run("sync", "-r", "backblaze,dagshub,archive", "--prefer-source", "backblaze")
     assert run.code == 1, run.stderr + run.stdout
     assert run.report is not None
     assert [(c["path"], c["missing_on"]) for c in run.report["corrupt"]] == [

@@ -102,8 +102,14 @@ class Tally:
 
 
 def source_order(remotes: list[Remote], budget: Budget, prefer: list[str] | None) -> list[str]:
-    """Remotes in the order they should serve: preferred (default: unbudgeted) first."""
-    names = [remote.spec.name for remote in remotes]
+    """Remotes in the order they should serve.
+
+    ``--prefer-source`` first when given; otherwise remotes without a ``--budget`` first. Within
+    each group, remotes whose downloads are capped (B2, by ``B2_HOSTS``) come last, so capped
+    bandwidth is spent only on what no one else can serve.
+    """
+    ordered = sorted(remotes, key=lambda remote: remote.refused_read_is_cap)
+    names = [remote.spec.name for remote in ordered]
     if prefer:
         head = [name for name in prefer if name in names]
     else:
