@@ -342,8 +342,6 @@ def _report(
         codes.append(ExitCode.REMOTE)
     if left or tally.corrupt:
         codes.append(ExitCode.DATA)
-    if settings.dry_run:
-        codes = [ExitCode.OK] + ([ExitCode.REMOTE] if ExitCode.REMOTE in codes else [])
     warnings = list(project.warnings)
     if corrupt_refused:
         warnings.append(f"{len(corrupt_refused)} object(s) had only corrupt copies.")
