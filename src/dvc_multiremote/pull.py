@@ -118,11 +118,19 @@ class Fetcher:
         return got
 
     def _store(self, path: Path, obj: ObjectRef) -> None:
+        """Move a verified download into the cache: a rename (same disk), so atomic and no copy."""
         from dvc_objects.fs.local import localfs
 
         odb = self.repo.cache.legacy if obj.legacy else self.repo.cache.local
-        # The local filesystem's put is a copy to a temporary name and a rename: atomic.
-        odb.add(str(path), localfs, obj.md5, check_exists=False)
+        target = local_cache_path(self.repo, obj)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+        except OSError:
+            # Another filesystem (a cache elsewhere): DVC's copy to a temporary name and a rename.
+            odb.add(str(path), localfs, obj.md5, check_exists=False)
+            return
+        odb.protect(str(target))
 
     def _note(self, table: dict[ObjectRef, set[str]], obj: ObjectRef, remote: Remote) -> None:
         with self._lock:
