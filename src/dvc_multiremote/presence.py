@@ -301,6 +301,13 @@ class HttpRemote(Remote):
 
     lists_cheaply = False
 
+    def __init__(self, repo: Repo, spec: RemoteSpec, *, refused_read_is_cap: bool = False) -> None:
+        super().__init__(repo, spec, refused_read_is_cap=refused_read_is_cap)
+        if self._proxy() is None:
+            # DVC's HTTP client looks proxies up from the environment on a thread for every
+            # request; with none configured that is pure overhead on each of N downloads.
+            self.fs.fs_args.setdefault("client_kwargs", {})["trust_env"] = False
+
     def _session(self, jobs: int) -> Any:
         import aiohttp
         from dvc_http import make_context
