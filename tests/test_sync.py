@@ -266,3 +266,15 @@ def test_legacy_dvc2_objects_are_copied_by_their_own_hash(world: World) -> None:
     assert run.code == 0, run.stderr + run.stdout
     assert (world.dagshub.root / legacy_key).read_bytes() == raw
     assert world.verify().code == 0
+
+
+def test_manifest_missing_too_is_downloaded_once_on_a_fresh_runner(world: World) -> None:
+    gone = _file_objects(world)[:4]
+    manifest = next(rel for rel in world.project.objects("data/images.dvc") if rel.endswith(".dir"))
+    for rel in [*gone, manifest]:
+        world.dagshub.delete(rel)
+    world.s3.clear_log()
+    run = world.run_in(world.clone("runner"), "sync", "--budget", "backblaze=1GB")
+    assert run.code == 0, run.stderr + run.stdout
+    assert sorted(_s3_gets(world)) == sorted([*gone, manifest])  # the manifest once, not twice
+    assert world.verify().code == 0

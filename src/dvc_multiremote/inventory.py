@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import posixpath
 import re
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dvc_multiremote.errors import UsageError
@@ -205,10 +208,22 @@ def expand(inventory: Inventory, load: ManifestLoader) -> None:
             inventory.contents[out.obj] = load(out.obj)
 
 
+def _keep_copy(data: bytes, obj: ObjectRef, keep: Path) -> None:
+    """Save a manifest read from a remote (if its bytes are what its address says), atomically:
+    a sync then copies it from here instead of downloading it a second time."""
+    if hashlib.md5(data).hexdigest() + ".dir" != obj.md5:  # noqa: S324 - DVC's content address
+        return
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    partial = keep.with_name(keep.name + f".{os.getpid()}.part")
+    partial.write_bytes(data)
+    os.chmod(partial, 0o444)
+    os.replace(partial, keep)
+
+
 _BETWEEN = re.compile(r"[\s,]*")
 
 
-def read_manifest(odb: Any, obj: ObjectRef) -> list[DirEntry]:
+def read_manifest(odb: Any, obj: ObjectRef, keep: Path | None = None) -> list[DirEntry]:
     """A directory's entries from its ``.dir`` manifest in ``odb`` (local cache or a remote).
 
     The manifest is DVC's JSON list of ``{"md5", "relpath"}``. It is decoded one entry at a time
@@ -217,7 +232,11 @@ def read_manifest(odb: Any, obj: ObjectRef) -> list[DirEntry]:
     Raises FileNotFoundError when absent and ValueError when it is not a manifest.
     """
     with odb.fs.open(odb.oid_to_path(obj.md5), "rb") as fobj:
-        text = fobj.read().decode("utf-8")
+        data = fobj.read()
+    if keep is not None:
+        _keep_copy(data, obj, keep)
+    text = data.decode("utf-8")
+    del data
     decoder = json.JSONDecoder()
     position = _BETWEEN.match(text, 0).end()  # type: ignore[union-attr]
     if not text.startswith("[", position):

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dvc_multiremote.classify import Failure, State, classify_exception, classify_status
@@ -107,14 +108,14 @@ class Remote:
     def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
         raise NotImplementedError
 
-    def load_manifest(self, obj: ObjectRef) -> list[DirEntry] | None:
-        """A directory's entries from this remote, or None if it does not have the manifest."""
+    def load_manifest(self, obj: ObjectRef, keep: Path | None = None) -> list[DirEntry] | None:
+        """A directory's entries from this remote (a copy kept at ``keep``), or None if absent."""
 
         if not self.ensure_probed():
             return None
         self.status.requests["GET"] += 1
         try:
-            entries = read_manifest(self.odb_for(obj), obj)
+            entries = read_manifest(self.odb_for(obj), obj, keep)
         except FileNotFoundError:
             return None
         except Exception as exc:  # noqa: BLE001 - classified, then the next source is tried

@@ -136,8 +136,9 @@ class ManifestLoader:
         entries = load_from_cache(self.repo, obj)
         if entries is not None:
             return entries
+        keep = local_cache_path(self.repo, obj)
         for remote in self.remotes:
-            entries = remote.load_manifest(obj)
+            entries = remote.load_manifest(obj, keep)
             if entries is not None:
                 return entries
         return None

@@ -16,13 +16,14 @@ from dvc_multiremote.inventory import Inventory, ObjectRef, in_shard
 from dvc_multiremote.presence import Remote, RemoteFailed
 from dvc_multiremote.project import Project, open_project
 from dvc_multiremote.report import MissingObject, PairReport, RemoteReport, Report
-from dvc_multiremote.scope import gather, on_remotes
+from dvc_multiremote.scope import gather, local_cache_path, on_remotes
 from dvc_multiremote.settings import Settings
 from dvc_multiremote.transfer import (
     ObjectCorrupt,
     ObjectFailed,
     ObjectMissing,
     download,
+    md5_matches,
     run_parallel,
     upload,
 )
@@ -75,6 +76,7 @@ class Copy:
     size: int | None
     destinations: list[str]
     sources: list[str]
+    local: Path | None = None  # a checked copy already on this machine (manifests)
 
 
 @dataclass
@@ -215,7 +217,8 @@ def _execute(
                 if _all_there(by_name[name], tally, (entry.obj for entry in entries))
             ]
             if ready:
-                manifests.append(Copy(copy.obj, copy.path, copy.size, ready, copy.sources))
+                local = local_cache_path(project.repo, copy.obj)
+                manifests.append(Copy(copy.obj, copy.path, copy.size, ready, copy.sources, local))
             for name in set(copy.destinations) - set(ready):
                 tally.note(tally.failed, copy.obj, name)
         run_parallel(manifests, lambda copy: _copy(copy, by_name, budget, tally, workdir), jobs)
@@ -234,6 +237,15 @@ def _copy(
 ) -> None:
     """Bring one object from the best source that delivers good bytes to each destination."""
     destinations = [by_name[name] for name in copy.destinations]
+    if (
+        copy.obj.is_dir
+        and copy.local is not None
+        and copy.local.exists()
+        and md5_matches(copy.local, copy.obj)
+    ):
+        # The manifest was read (and checked) while expanding the scope: no second download.
+        _deliver(copy, destinations, copy.local, copy.sources[0], tally)
+        return
     for name in copy.sources:
         source = by_name[name]
         if not source.status.usable:
@@ -255,17 +267,7 @@ def _copy(
         with tally.lock:
             tally.downloaded[name] = tally.downloaded.get(name, 0) + fetched.size
         try:
-            for destination in destinations:
-                if not destination.status.usable:
-                    tally.note(tally.failed, copy.obj, destination.spec.name)
-                    continue
-                try:
-                    upload(destination, copy.obj, fetched.path)
-                except (ObjectFailed, RemoteFailed) as exc:
-                    log.debug("%s not to %s: %s", copy.obj.md5, destination.spec.name, exc)
-                    tally.note(tally.failed, copy.obj, destination.spec.name)
-                    continue
-                tally.copied(name, destination.spec.name, copy.obj, fetched.size)
+            _deliver(copy, destinations, fetched.path, name, tally)
         finally:
             fetched.path.unlink(missing_ok=True)
         return
@@ -275,6 +277,22 @@ def _copy(
     else:
         for lacking in copy.destinations:
             tally.note(tally.failed, copy.obj, lacking)
+
+
+def _deliver(copy: Copy, destinations: list[Remote], path: Path, source: str, tally: Tally) -> None:
+    """Upload one verified local file to every destination that lacks it."""
+    size = path.stat().st_size
+    for destination in destinations:
+        if not destination.status.usable:
+            tally.note(tally.failed, copy.obj, destination.spec.name)
+            continue
+        try:
+            upload(destination, copy.obj, path)
+        except (ObjectFailed, RemoteFailed) as exc:
+            log.debug("%s not to %s: %s", copy.obj.md5, destination.spec.name, exc)
+            tally.note(tally.failed, copy.obj, destination.spec.name)
+            continue
+        tally.copied(source, destination.spec.name, copy.obj, size)
 
 
 def _dry_run(copies: list[Copy], budget: Budget, tally: Tally) -> None:
