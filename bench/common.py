@@ -574,3 +574,16 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> 
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def finish(name: str, results: list[dict[str, Any]], out: Path, load_before: float) -> int:
+    """Write a benchmark's JSON, print PASS/MISS per target and any problem; exit code 1 on one."""
+    write_document(name, results, out, load_before)
+    for r in results:
+        where = f"N={r['files']:,}" + (f" {r['scenario']}" if r.get("scenario") else "")
+        for t in r["targets"]:
+            print(f"{where}: {t['status']} {t['target']} ({t['value']})")
+        for problem in r["problems"]:
+            print(f"{where}: ERROR {problem}")
+    print(f"Wrote {out}")
+    return 1 if any(r["problems"] for r in results) else 0

@@ -38,6 +38,7 @@ from common import (
     build_world,
     dvc_cli,
     failure,
+    finish,
     loopback_env,
     our_cli,
     progress,
@@ -47,7 +48,6 @@ from common import (
     set_endpoint,
     summarise,
     target,
-    write_document,
 )
 
 from servers import dead_port_url
@@ -258,14 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         loopback_env(Path(tmp) / "home")
         for files in args.sizes:
             results += bench(Path(tmp) / f"n{files}", files, args.big, args.repeat)
-    write_document("pull", results, args.out, load_before)
-    for r in results:
-        for t in r["targets"]:
-            print(f"N={r['files']:,} {r['scenario']}: {t['status']} {t['target']} ({t['value']})")
-        for problem in r["problems"]:
-            print(f"N={r['files']:,} {r['scenario']}: ERROR {problem}")
-    print(f"Wrote {args.out}")
-    return 1 if any(r["problems"] for r in results) else 0
+    return finish("pull", results, args.out, load_before)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from common import (
     build_world,
     dvc_cli,
     failure,
+    finish,
     loopback_env,
     our_cli,
     progress,
@@ -35,7 +36,6 @@ from common import (
     run_steps,
     summarise,
     target,
-    write_document,
 )
 
 NAMES = ("backblaze", "dagshub")
@@ -148,14 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = [
             bench(Path(tmp) / f"n{files}", files, args.big, args.repeat) for files in args.sizes
         ]
-    write_document("push", results, args.out, load_before)
-    for r in results:
-        for t in r["targets"]:
-            print(f"N={r['files']:,}: {t['status']} {t['target']} ({t['value']})")
-        for problem in r["problems"]:
-            print(f"N={r['files']:,}: ERROR {problem}")
-    print(f"Wrote {args.out}")
-    return 1 if any(r["problems"] for r in results) else 0
+    return finish("push", results, args.out, load_before)
 
 
 if __name__ == "__main__":

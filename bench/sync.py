@@ -38,6 +38,7 @@ from common import (
     build_world,
     dvc_cli,
     failure,
+    finish,
     loopback_env,
     our_cli,
     progress,
@@ -46,7 +47,6 @@ from common import (
     run_steps,
     summarise,
     target,
-    write_document,
 )
 
 NAMES = ("backblaze", "dagshub")
@@ -277,14 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loopback_env(Path(tmp) / "home")
         for files, big in args.variants:
             results.append(bench(Path(tmp) / f"n{files}-b{big}", files, big, args.repeat))
-    write_document("sync", results, args.out, load_before)
-    for r in results:
-        for t in r["targets"]:
-            print(f"N={r['files']:,} {r['scenario']}: {t['status']} {t['target']} ({t['value']})")
-        for problem in r["problems"]:
-            print(f"N={r['files']:,} {r['scenario']}: ERROR {problem}")
-    print(f"Wrote {args.out}")
-    return 1 if any(r["problems"] for r in results) else 0
+    return finish("sync", results, args.out, load_before)
 
 
 if __name__ == "__main__":

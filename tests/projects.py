@@ -177,6 +177,17 @@ class Project:
         return hits
 
 
+def credentials_env(dagshub_host: str, b2_host: str) -> dict[str, str]:
+    """The secrets a workflow's step would pass, bound to the test servers' hosts."""
+    return {
+        "DAGSHUB_TOKEN": TOKEN,
+        "DAGSHUB_HOSTS": dagshub_host,
+        "B2_APPLICATION_KEY_ID": B2_KEY_ID,
+        "B2_APPLICATION_KEY": B2_KEY,
+        "B2_HOSTS": b2_host,
+    }
+
+
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("DAGSHUB_", "B2_", "DVC_REMOTE_"))
@@ -213,13 +224,7 @@ class World:
 
     @property
     def env(self) -> dict[str, str]:
-        return {
-            "DAGSHUB_TOKEN": TOKEN,
-            "DAGSHUB_HOSTS": self.dagshub.host,
-            "B2_APPLICATION_KEY_ID": B2_KEY_ID,
-            "B2_APPLICATION_KEY": B2_KEY,
-            "B2_HOSTS": self.s3.host,
-        }
+        return credentials_env(self.dagshub.host, self.s3.host)
 
     def run(self, command: str, *args: str, env: dict[str, str] | None = None) -> Run:
         return self.project.run(command, *args, env={**self.env, **(env or {})})

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from projects import Project
+from projects import B2_KEY, B2_KEY_ID, TOKEN, Project, credentials_env
 from servers.dagshub import DagsHubRemoteServer
 from servers.faults import Fault, FaultProxy
 from servers.github import FakeGitHub, StoredComment
@@ -211,9 +211,6 @@ def pull_request_event(
 
 
 # --- the world: a PR that adds data pushed to backblaze only ----------------------------------
-TOKEN = "dh-tok-5e0c7a91f2"
-B2_KEY_ID = "b2-id-71c3e9a0"
-B2_KEY = "b2-key-0d9b44e7c1"
 GH_TOKEN = "ghs_fake0123456789abcdef"
 PREFIX = "store"
 IMAGES = 12
@@ -239,13 +236,7 @@ class PrWorld:
 
     @property
     def env(self) -> dict[str, str]:
-        return {
-            "DAGSHUB_TOKEN": TOKEN,
-            "DAGSHUB_HOSTS": self.dagshub.host,
-            "B2_APPLICATION_KEY_ID": B2_KEY_ID,
-            "B2_APPLICATION_KEY": B2_KEY,
-            "B2_HOSTS": self.b2.host,
-        }
+        return credentials_env(self.dagshub.host, self.b2.host)
 
     def event(self, **kwargs: Any) -> dict[str, Any]:
         return pull_request_event(PR, self.base, self.head, **kwargs)

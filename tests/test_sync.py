@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import signal
 import subprocess
 import sys
@@ -244,7 +243,6 @@ def test_bad_sync_options_are_one_sentence(world: World) -> None:
         run = world.run("sync", *args)
         assert run.code == 2, (args, run.stderr)
         assert says in run.stderr
-    json.dumps(says)
 
 
 def test_legacy_dvc2_objects_are_copied_by_their_own_hash(world: World) -> None:

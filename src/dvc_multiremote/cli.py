@@ -47,15 +47,7 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repo", type=Path, default=Path("."), help="DVC project (default: .)")
-    parser.add_argument(
-        "-r",
-        "--remotes",
-        metavar="NAME[,NAME...]",
-        help="remotes in order (default: the default remote, then the others as configured)",
-    )
-    parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="parallel requests")
+def _report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", dest="json_path", type=Path, metavar="PATH", help="write the JSON report"
     )
@@ -66,6 +58,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write the Markdown report",
     )
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", type=Path, default=Path("."), help="DVC project (default: .)")
+    parser.add_argument(
+        "-r",
+        "--remotes",
+        metavar="NAME[,NAME...]",
+        help="remotes in order (default: the default remote, then the others as configured)",
+    )
+    parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="parallel requests")
+    _report_options(parser)
     loud = parser.add_mutually_exclusive_group()
     loud.add_argument("-v", "--verbose", action="store_true", help="say more")
     loud.add_argument("-q", "--quiet", action="store_true", help="print only errors")
@@ -129,16 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge = commands.add_parser(
         "merge-reports", help="merge the JSON reports of a sharded verify or sync into one"
     )
-    merge.add_argument(
-        "--json", dest="json_path", type=Path, metavar="PATH", help="write the merged JSON"
-    )
-    merge.add_argument(
-        "--markdown",
-        dest="markdown_path",
-        type=Path,
-        metavar="PATH",
-        help="write the merged Markdown",
-    )
+    _report_options(merge)
     merge.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     merge.add_argument(
         "targets", nargs="+", metavar="REPORT", help="JSON reports (--json) of each shard"

@@ -41,14 +41,3 @@ class UsageError(MultiremoteError):
     """Bad option, unknown remote, not a DVC repo: the user must change the call."""
 
     exit_code = ExitCode.USAGE
-
-
-class RemoteError(MultiremoteError):
-    """A remote could not be checked or used at all."""
-
-    exit_code = ExitCode.REMOTE
-
-    def __init__(self, remote: str, state: str, message: str, *, fix: str | None = None) -> None:
-        super().__init__(message, fix=fix)
-        self.remote = remote
-        self.state = state

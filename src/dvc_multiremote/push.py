@@ -73,7 +73,7 @@ def _push_remote(
             return
         try:
             size = upload(remote, obj, sources[obj])
-        except (RemoteFailed, ObjectFailed, FileNotFoundError) as exc:
+        except (RemoteFailed, ObjectFailed) as exc:
             log.debug("push of %s to %s failed: %s", obj.md5, remote.spec.name, exc)
             with outcome.lock:
                 outcome.failed.add(obj)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from dvc_multiremote.errors import ExitCode
@@ -116,7 +114,3 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         return {"command": self.command, "ok": self.ok, **data}
-
-    def write_json(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -14,7 +14,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from dvc_multiremote.errors import UsageError
 
 Command = Literal["verify", "pull", "push", "sync", "demo", "merge-reports"]
-COMMANDS: tuple[str, ...] = ("verify", "pull", "push", "sync", "demo", "merge-reports")
 _UNITS = {
     "b": 1,
     "kb": 1000,

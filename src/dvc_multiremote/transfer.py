@@ -129,7 +129,11 @@ def upload(remote: Remote, obj: ObjectRef, source: Path) -> int:
         remote.odb_for(obj).add(str(source), localfs, obj.md5, check_exists=False)
         return source.stat().st_size
 
-    return attempt(remote, put, f"upload of {obj.md5}")
+    try:
+        return attempt(remote, put, f"upload of {obj.md5}")
+    except ObjectMissing as exc:
+        # "Not found" while writing is no absent object: a failed upload, reported as such.
+        raise ObjectFailed(f"upload of {obj.md5}: the remote answered 404") from exc
 
 
 def run_parallel(items: Iterable[T], work: Callable[[T], None], jobs: int) -> None:
