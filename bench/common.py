@@ -93,6 +93,12 @@ class S3Side:
     def counts(self) -> dict[str, int]:
         return {kind: self.proxy.count(kind) for kind in ("LIST", "HEAD", "GET")}
 
+    def set_latency(self, seconds: float) -> None:
+        """Delay every request by ``seconds`` (0: none) as a network would; replaces any fault."""
+        self.proxy.clear_faults()
+        if seconds:
+            self.proxy.add_fault(Fault("delay", seconds=seconds))
+
     def traffic(self, bucket: str | None = None) -> dict[str, int]:
         """Requests by kind, object bytes served (GET 2xx) and received (PUT/POST bodies)."""
         records = [
@@ -144,6 +150,10 @@ class HttpSide:
 
     def counts(self) -> dict[str, int]:
         return {method: self.server.count(method) for method in ("HEAD", "GET")}
+
+    def set_latency(self, seconds: float) -> None:
+        """Delay every request by ``seconds`` (0: none), as a real network's round trip would."""
+        self.server.latency = seconds
 
     def traffic(self) -> dict[str, int]:
         """Requests by method, object bytes served (GET 200) and received (uploads)."""
@@ -231,6 +241,11 @@ class World:
     def clear_logs(self) -> None:
         self.s3.clear_log()
         self.http.clear_log()
+
+    def set_latency(self, seconds: float) -> None:
+        """Every request to either remote waits ``seconds`` before it is answered."""
+        self.s3.set_latency(seconds)
+        self.http.set_latency(seconds)
 
     def server_cpu(self) -> float:
         return self.s3.cpu() + self.http.cpu()

@@ -29,6 +29,9 @@ BUCKET, PREFIX = "bucket", "store"
 TARGET_RSS = 1024**3
 
 
+MODIFIED = "2026-11-22T00:00:00.000Z"  # real listings carry one per key
+
+
 def md5s(count: int) -> list[str]:
     return [hashlib.md5(str(i).encode()).hexdigest() for i in range(count)]
 
@@ -40,12 +43,13 @@ class Listing:
         self.keys = sorted(keys)
         self.lists = 0
 
-    def page(self, prefix: str, token: str | None, max_keys: int) -> tuple[list[str], str | None]:
-        from bisect import bisect_left
+    def page(self, prefix: str, after: str | None, max_keys: int) -> tuple[list[str], str | None]:
+        """Up to ``max_keys`` keys under ``prefix`` sorting after ``after`` (a continuation
+        token or StartAfter: both are the last key already seen here), and the next token."""
+        from bisect import bisect_left, bisect_right
 
-        start = bisect_left(self.keys, token or prefix)
-        if token:
-            start += 1 if start < len(self.keys) and self.keys[start] == token else 0
+        start = bisect_right(self.keys, after) if after else 0
+        start = max(start, bisect_left(self.keys, prefix))
         page = []
         for key in self.keys[start : start + max_keys]:
             if not key.startswith(prefix):
@@ -84,11 +88,12 @@ def serve(listing: Listing) -> ThreadingHTTPServer:
             listing.lists += 1
             keys, next_token = listing.page(
                 query.get("prefix", ""),
-                query.get("continuation-token"),
+                query.get("continuation-token") or query.get("start-after"),
                 int(query.get("max-keys", 1000)),
             )
             items = "".join(
-                f"<Contents><Key>{escape(k)}</Key><Size>1000</Size><ETag>&quot;x&quot;</ETag>"
+                f"<Contents><Key>{escape(k)}</Key><LastModified>{MODIFIED}</LastModified>"
+                "<Size>1000</Size><ETag>&quot;x&quot;</ETag>"
                 "<StorageClass>STANDARD</StorageClass></Contents>"
                 for k in keys
             )

@@ -238,3 +238,35 @@ def test_primary_that_goes_silent_midway_is_dropped_after_the_deadline(world: Wo
     assert run.remote("dagshub")["objects_served"] == ALL - 5
     assert _workspace_complete(clone)
     assert elapsed < 30, f"took {elapsed:.1f} s"
+
+
+def test_a_primary_is_listed_only_once_it_turns_out_to_lack_objects(world: World) -> None:
+    project = world.project
+    project.write_dir("data/more", 150)
+    project.dvc_add("data/more")
+    project.commit("Add more data")
+    project.seed_dir(world.dagshub.root, "data/more.dvc")
+    client = s3_client(world.moto.endpoint_url)
+
+    # On both remotes: pulled straight from the primary, no listing at all.
+    project.seed_s3(client, world.bucket, PREFIX, "data/more.dvc")
+    world.s3.clear_log()
+    run = world.run_in(world.clone("everything-on-b2"), "pull")
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.report is not None and run.report["remotes_used"] == ["backblaze"]
+    assert not [r for r in world.s3.requests if r.kind == "LIST"]
+
+    # The primary lacks the new files: after a few misses it is listed once, and the rest of
+    # what it lacks is not asked of it.
+    more = [rel for rel in project.objects("data/more.dvc") if not rel.endswith(".dir")]
+    client.delete_objects(
+        Bucket=world.bucket,
+        Delete={"Objects": [{"Key": f"{PREFIX}/{rel}"} for rel in more]},
+    )
+    world.s3.clear_log()
+    run = world.run_in(world.clone("fallback"), "pull", "-j", "4")
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.remote("dagshub")["objects_served"] == len(more)
+    misses = [r for r in world.s3.requests if r.kind == "GET" and r.status == 404]
+    assert len(misses) < 40, len(misses)  # not 150
+    assert 1 <= len([r for r in world.s3.requests if r.kind == "LIST"]) <= 4

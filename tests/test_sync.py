@@ -276,3 +276,54 @@ def test_manifest_missing_too_is_downloaded_once_on_a_fresh_runner(world: World)
     assert run.code == 0, run.stderr + run.stdout
     assert sorted(_s3_gets(world)) == sorted([*gone, manifest])  # the manifest once, not twice
     assert world.verify().code == 0
+
+
+def _cached_size(world: World, rel: str) -> int:
+    return (world.project.root / ".dvc" / "cache" / rel).stat().st_size
+
+
+def _s3_body_bytes(world: World) -> int:
+    """Body bytes the S3 side served (a manifest is read with a ranged GET: 206)."""
+    return sum(r.bytes_out for r in world.s3.requests if r.kind == "GET" and r.status in (200, 206))
+
+
+def test_a_manifest_read_from_b2_counts_against_the_budget(world: World) -> None:
+    gone = _file_objects(world)[:4]
+    manifest = next(rel for rel in world.project.objects("data/images.dvc") if rel.endswith(".dir"))
+    for rel in [*gone, manifest]:
+        world.dagshub.delete(rel)
+    needed = sum(_cached_size(world, rel) for rel in [*gone, manifest])
+    world.s3.clear_log()
+    runner = world.clone("runner")  # a fresh runner: no manifest in its cache
+    run = world.run_in(runner, "sync", "--budget", f"backblaze={needed}B")
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.remote("backblaze")["bytes_downloaded"] == needed == _s3_body_bytes(world)
+    assert world.verify().code == 0
+
+    # One byte less: the last file no longer fits, and the budget still holds.
+    for rel in [*gone, manifest]:
+        world.dagshub.delete(rel)
+    world.s3.clear_log()
+    run = world.run_in(world.clone("runner2"), "sync", "--budget", f"backblaze={needed - 1}B")
+    assert run.code == 1, run.stderr + run.stdout
+    assert _s3_body_bytes(world) <= needed - 1
+    assert run.report is not None and run.report["skipped_budget"]
+
+
+def test_a_budget_too_small_for_the_manifest_copies_nothing_of_the_directory(
+    world: World,
+) -> None:
+    gone = _file_objects(world)[:4]
+    manifest = next(rel for rel in world.project.objects("data/images.dvc") if rel.endswith(".dir"))
+    for rel in [*gone, manifest]:
+        world.dagshub.delete(rel)
+    world.s3.clear_log()
+    budget = _cached_size(world, manifest) - 1
+    run = world.run_in(world.clone("runner"), "sync", "--budget", f"backblaze={budget}B")
+    assert run.code == 1, run.stderr + run.stdout
+    assert _s3_body_bytes(world) == 0
+    assert not _uploads(world)  # above all, no manifest without its files
+    assert run.report is not None
+    skipped = {item["path"] for item in run.report["skipped_budget"]}
+    assert "data/images" in skipped
+    assert "budget" in (run.stdout + run.stderr).lower()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from dvc_multiremote.classify import Failure, State, classify_exception, classify_status
 from dvc_multiremote.inventory import DirEntry, ObjectRef, read_manifest
 from dvc_multiremote.remotes import RemoteSpec
+from dvc_multiremote.timestamps import use_fast_timestamps
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -77,6 +78,18 @@ class Remote:
 
     def path_of(self, obj: ObjectRef) -> str:
         return str(self.odb_for(obj).oid_to_path(obj.md5))
+
+    def size_of(self, obj: ObjectRef) -> int | None:
+        """The object's size on this remote (one HEAD), or None if unknown or absent."""
+        if not self.ensure_probed():
+            return None
+        self.status.requests["HEAD"] += 1
+        try:
+            size = self.odb_for(obj).fs.size(self.path_of(obj))
+        except Exception as exc:  # noqa: BLE001 - absent, or the remote failed: unknown
+            log.debug("size of %s on %s unknown: %s", obj.md5, self.spec.name, exc)
+            return None
+        return int(size) if size is not None else None
 
     # --- the three things a backend answers ---------------------------------
     lists_cheaply = True
@@ -162,13 +175,23 @@ class S3Remote(Remote):
     # Key ranges listed concurrently. Each wastes at most one partial page, so a listing of N
     # objects costs at most N/1000 + LIST_RANGES calls (LIST is billed on B2).
     LIST_RANGES = 3
+    _tuned = False
 
     def _bucket_key(self, path: str) -> tuple[str, str]:
         bucket, _, key = path.partition("/")
         return bucket, key
 
+    async def _client(self, bucket: str) -> Any:
+        """The S3 client, its session set to parse timestamps quickly (see ``timestamps``)."""
+        client = await self.fs.fs.get_s3(bucket)
+        if not self._tuned:
+            use_fast_timestamps(self.fs.fs.session)
+            self._tuned = True
+        return client
+
     async def _call(self, method: str, kind: str, **kwargs: Any) -> Any:
         self.status.requests[kind] += 1
+        await self._client(kwargs["Bucket"])
         return await self.fs.fs._call_s3(method, **kwargs)
 
     def probe(self) -> None:
@@ -180,7 +203,7 @@ class S3Remote(Remote):
 
             # The client itself, not s3fs's wrapper: a probe must not sit in five rounds of
             # retries. One GET of an absent key says reachable, credentials and reads all at once.
-            client = await self.fs.fs.get_s3(bucket)
+            client = await self._client(bucket)
             self.status.requests["GET"] += 1
             try:
                 response = await client.get_object(Bucket=bucket, Key=probe_key)

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from dvc.repo import Repo
 
 log = logging.getLogger(__name__)
+# A remote that can list is listed once it has said "not here" this often during a pull (and
+# more than LIST_WHEN_MORE_THAN objects are asked of it): from then on, what it lacks is not
+# asked for. A remote that holds everything, the usual case, is never listed.
+MISSES_BEFORE_LISTING = 20
 LIST_WHEN_MORE_THAN = 100
 
 
@@ -72,33 +76,26 @@ class Fetcher:
                 break
             if not remote.ensure_probed():
                 continue
-            candidates = remaining
-            # A listing costs N/1000 calls whatever we need; a few objects are cheaper to just ask for.
-            if remote.lists_cheaply and len(candidates) > LIST_WHEN_MORE_THAN:
-                remote.check(candidates, self.jobs)
-                if not remote.status.usable:
-                    continue
-                present = remote.status.present or {}
-                for obj in candidates:
-                    if obj not in present:
-                        self._note(self.result.lacking, obj, remote)
-                candidates = [obj for obj in candidates if obj in present]
-            got = self._from(remote, candidates)
+            got = self._from(remote, remaining)
             remaining = [obj for obj in remaining if obj not in got]
         return remaining
 
     def _from(self, remote: Remote, objects: list[ObjectRef]) -> set[ObjectRef]:
         got: set[ObjectRef] = set()
         counter = self.result.served[remote.spec.name]
+        listing = _ListingOnMisses(remote, objects, self.jobs)
 
         def one(obj: ObjectRef) -> None:
             if not remote.status.usable:
                 return
+            if listing.lacks(obj):
+                self._note(self.result.lacking, obj, remote)
+                return
             try:
-                size = (remote.status.present or {}).get(obj)
-                fetched = download(remote, obj, self.workdir, size)
+                fetched = download(remote, obj, self.workdir)
             except ObjectMissing:
                 self._note(self.result.lacking, obj, remote)
+                listing.missed()
                 return
             except ObjectCorrupt:
                 self._note(self.result.corrupt, obj, remote)
@@ -135,6 +132,33 @@ class Fetcher:
     def _note(self, table: dict[ObjectRef, set[str]], obj: ObjectRef, remote: Remote) -> None:
         with self._lock:
             table.setdefault(obj, set()).add(remote.spec.name)
+
+
+class _ListingOnMisses:
+    """Lists a remote once it has missed ``MISSES_BEFORE_LISTING`` objects, then answers
+    ``lacks`` from the listing; until then (and for a remote that cannot list) it knows nothing."""
+
+    def __init__(self, remote: Remote, objects: list[ObjectRef], jobs: int) -> None:
+        self.remote = remote
+        self.objects = objects
+        self.jobs = jobs
+        self.misses = 0
+        self.present: dict[ObjectRef, int | None] | None = None
+        self._listed = not (remote.lists_cheaply and len(objects) > LIST_WHEN_MORE_THAN)
+        self._lock = threading.Lock()
+
+    def lacks(self, obj: ObjectRef) -> bool:
+        return self.present is not None and obj not in self.present
+
+    def missed(self) -> None:
+        with self._lock:
+            self.misses += 1
+            if self._listed or self.misses < MISSES_BEFORE_LISTING:
+                return
+            self._listed = True
+        self.remote.check(self.objects, self.jobs)
+        if self.remote.status.usable:
+            self.present = self.remote.status.present or {}
 
 
 def pull_project(project: Project, settings: Settings) -> Report:

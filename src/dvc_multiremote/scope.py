@@ -50,19 +50,30 @@ def load_from_cache(repo: Repo, obj: ObjectRef) -> list[DirEntry] | None:
         return None
 
 
+# May this remote serve this manifest? (sync asks its --budget.)
+Admit = Callable[["Remote", ObjectRef], bool]
+
+
 @dataclass
 class Gathered:
-    """The expanded inventory of a run, and the commits it came from."""
+    """The expanded inventory of a run, the commits it came from, and the manifests it read
+    from remotes (object -> remote name and bytes)."""
 
     inventory: Inventory
     revisions: list[str]
+    manifest_reads: dict[ObjectRef, tuple[str, int]] = field(default_factory=dict)
 
 
-def gather(project: Project, settings: Settings, read_order: list[str] | None = None) -> Gathered:
+def gather(
+    project: Project,
+    settings: Settings,
+    read_order: list[str] | None = None,
+    admit: Admit | None = None,
+) -> Gathered:
     """Outputs in scope, every remote probed, every directory expanded through its manifest.
 
     Manifests missing from the local cache are read from the remotes in ``read_order``
-    (default: the run's remote order).
+    (default: the run's remote order) that ``admit`` lets serve them.
     """
     scope = scope_outputs(project.repo, settings)
     on_remotes(project.remotes, lambda remote: remote.ensure_probed())
@@ -70,11 +81,11 @@ def gather(project: Project, settings: Settings, read_order: list[str] | None = 
     readers = project.remotes
     if read_order:
         readers = sorted(readers, key=lambda r: read_order.index(r.spec.name))
-    loader = ManifestLoader(project.repo, readers)
+    loader = ManifestLoader(project.repo, readers, admit)
     expand(inventory, loader)
     if scope.base_dirs:
         exclude_base_files(inventory, scope.base_dirs, loader)
-    return Gathered(inventory, scope.revisions)
+    return Gathered(inventory, scope.revisions, loader.fetched)
 
 
 @dataclass
@@ -122,10 +133,12 @@ def exclude_base_files(
 class ManifestLoader:
     """Reads a ``.dir`` manifest from the local cache, else from the first remote that has it."""
 
-    def __init__(self, repo: Repo, remotes: list[Remote]) -> None:
+    def __init__(self, repo: Repo, remotes: list[Remote], admit: Admit | None = None) -> None:
         self.repo = repo
         self.remotes = remotes
+        self.admit = admit
         self.cache: dict[ObjectRef, list[DirEntry] | None] = {}
+        self.fetched: dict[ObjectRef, tuple[str, int]] = {}
 
     def __call__(self, obj: ObjectRef) -> list[DirEntry] | None:
         if obj not in self.cache:
@@ -138,8 +151,11 @@ class ManifestLoader:
             return entries
         keep = local_cache_path(self.repo, obj)
         for remote in self.remotes:
+            if self.admit is not None and not self.admit(remote, obj):
+                continue
             entries = remote.load_manifest(obj, keep)
             if entries is not None:
+                self.fetched[obj] = (remote.spec.name, keep.stat().st_size if keep.exists() else 0)
                 return entries
         return None
 

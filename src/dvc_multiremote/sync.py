@@ -163,6 +163,42 @@ def _check_names(settings: Settings, remotes: list[Remote]) -> None:
             )
 
 
+class ManifestGate:
+    """Lets a remote with a ``--budget`` serve a manifest only if the budget still holds it.
+
+    Manifests are read while the scope is expanded, before any file is copied; their bytes
+    count against the budget and in ``bytes_downloaded`` like any other download.
+    """
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.reserved: dict[tuple[str, ObjectRef], int] = {}
+        self.refused: set[ObjectRef] = set()
+
+    def __call__(self, remote: Remote, obj: ObjectRef) -> bool:
+        name = remote.spec.name
+        if not self.budget.capped(name):
+            return True
+        size = remote.size_of(obj)
+        if size is None:
+            return True  # not there (or unreadable): the read finds out, without downloading
+        if self.budget.reserve(name, size):
+            self.reserved[(name, obj)] = size
+            return True
+        self.refused.add(obj)
+        return False
+
+    def settle(self, reads: dict[ObjectRef, tuple[str, int]], tally: Tally) -> None:
+        """Count what was read; give back reservations of reads that did not happen."""
+        for obj, (name, size) in reads.items():
+            tally.downloaded[name] = tally.downloaded.get(name, 0) + size
+            self.refused.discard(obj)
+        for (name, obj), size in self.reserved.items():
+            if reads.get(obj, ("", 0))[0] != name:
+                self.budget.release(name, size)
+        tally.skipped_budget.update(self.refused)
+
+
 def _known_size(obj: ObjectRef, holders: list[Remote]) -> int | None:
     for remote in holders:
         size = (remote.status.present or {}).get(obj)
@@ -175,7 +211,11 @@ def sync_project(project: Project, settings: Settings) -> Report:
     remotes = project.remotes
     budget = Budget(settings.budget)
     _check_names(settings, remotes)
-    gathered = gather(project, settings, source_order(remotes, budget, settings.prefer_source))
+    gate = ManifestGate(budget)
+    order = source_order(remotes, budget, settings.prefer_source)
+    gathered = gather(project, settings, order, gate)
+    tally = Tally()
+    gate.settle(gathered.manifest_reads, tally)
     inventory = gathered.inventory
     objects = inventory.objects()
     usable = [remote for remote in remotes if remote.status.usable]
@@ -186,7 +226,6 @@ def sync_project(project: Project, settings: Settings) -> Report:
         shard = settings.shard
         copies = [c for c in copies if c.obj.is_dir or in_shard(c.obj.md5, shard)]
         unavailable = [obj for obj in unavailable if obj.is_dir or in_shard(obj.md5, shard)]
-    tally = Tally()
     if not settings.dry_run:
         _execute(project, inventory, copies, budget, tally, settings.http_jobs)
     else:
@@ -210,7 +249,14 @@ def _execute(
         run_parallel(files, lambda copy: _copy(copy, by_name, budget, tally, workdir), jobs)
         manifests = []
         for copy in (c for c in copies if c.obj.is_dir):
-            entries = inventory.contents.get(copy.obj) or []
+            entries = inventory.contents.get(copy.obj)
+            if entries is None:
+                # Its files are unknown (the manifest could not be read, or not within the
+                # budget): copying it alone would make an incomplete directory look complete.
+                if copy.obj not in tally.skipped_budget:
+                    for name in copy.destinations:
+                        tally.note(tally.failed, copy.obj, name)
+                continue
             ready = [
                 name
                 for name in copy.destinations
@@ -253,7 +299,7 @@ def _copy(
         if not budget.reserve(name, copy.size):
             continue
         try:
-            fetched = download(source, copy.obj, workdir, copy.size)
+            fetched = download(source, copy.obj, workdir)
         except ObjectCorrupt:
             # Its bytes were downloaded: they stay counted against the budget.
             tally.note(tally.corrupt, copy.obj, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -20,10 +21,10 @@ from dvc_multiremote.presence import MAX_ATTEMPTS, Remote, RemoteFailed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# An object may take this long, plus one second per 256 KB it holds, before its remote is
-# declared unreachable (a server that accepts the request and then says nothing).
+# A download that receives no byte for this long has its remote declared unreachable (a
+# server that accepts the request and then says nothing). A slow one that keeps going is fine.
 DEADLINE_SECONDS = float(os.environ.get("DVC_MULTIREMOTE_DEADLINE", "60"))
-SLOWEST_BYTES_PER_SECOND = 256 * 1024
+STALL_POLL_SECONDS = 1.0
 
 
 class ObjectMissing(Exception):
@@ -89,17 +90,38 @@ def attempt(remote: Remote, action: Callable[[], T], what: str) -> T:
     raise ObjectFailed(f"{what}: {failure.detail}")
 
 
-def fetch_file(remote: Remote, source: str, path: Path, size: int | None) -> None:
-    """Download with a deadline of our own: DVC's filesystems retry a silent server for minutes."""
+def fetch_file(remote: Remote, source: str, path: Path) -> None:
+    """Download with a stall deadline of our own: DVC's filesystems wait on a silent server for
+    minutes, through retries. The file must grow at least once per ``DEADLINE_SECONDS``."""
     fs = remote.fs.fs
     if not getattr(fs, "async_impl", False):
         remote.fs.get_file(source, str(path))
         return
-    deadline = DEADLINE_SECONDS + (size or 0) / SLOWEST_BYTES_PER_SECOND
-    remote.run_async(lambda: fs._get_file(source, str(path)), deadline)
+
+    async def guarded() -> None:
+        task = asyncio.ensure_future(fs._get_file(source, str(path)))
+        loop = asyncio.get_running_loop()
+        size, moved = -1, loop.time()
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=STALL_POLL_SECONDS)
+                if done:
+                    return task.result()
+                grown = path.stat().st_size if path.exists() else 0
+                if grown != size:
+                    size, moved = grown, loop.time()
+                elif loop.time() - moved >= DEADLINE_SECONDS:
+                    raise TimeoutError(
+                        f"no data for {DEADLINE_SECONDS:g} s from {remote.spec.name}"
+                    )
+        finally:
+            if not task.done():
+                task.cancel()
+
+    remote.run_async(guarded, None)
 
 
-def download(remote: Remote, obj: ObjectRef, workdir: Path, size: int | None = None) -> Fetched:
+def download(remote: Remote, obj: ObjectRef, workdir: Path) -> Fetched:
     """Fetch one object into a new file under ``workdir`` and check its md5."""
     source = remote.path_of(obj)
     fd, name = tempfile.mkstemp(dir=workdir, prefix=obj.md5[:8], suffix=".part")
@@ -108,7 +130,7 @@ def download(remote: Remote, obj: ObjectRef, workdir: Path, size: int | None = N
 
     def get() -> Fetched:
         remote.status.requests["GET"] += 1
-        fetch_file(remote, source, path, size)
+        fetch_file(remote, source, path)
         if not md5_matches(path, obj):
             raise ObjectCorrupt(f"{obj.md5} on {remote.spec.name} does not match its md5")
         return Fetched(obj, path, path.stat().st_size)

@@ -49,6 +49,8 @@ class _Handler(QuietHandler):
 
     def _handle(self) -> None:
         owner: DagsHubRemoteServer = self.server.owner
+        if owner.latency:
+            owner.stopping.wait(owner.latency)
         self.credentials = owner.check_auth(self.headers.get("Authorization"))
         try:
             target = owner.file_for(self.path)
@@ -131,8 +133,10 @@ class DagsHubRemoteServer(LoopbackServer):
         user: str = "user",
         password: str = "token",
         require_auth: bool = True,
+        latency: float = 0.0,
     ) -> None:
         super().__init__()
+        self.latency = latency  # seconds every request waits, as over a real network
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.user = user
