@@ -80,3 +80,21 @@ def test_exit_code_precedence() -> None:
     assert worst(ExitCode.DATA, ExitCode.REMOTE) == ExitCode.REMOTE
     assert worst(ExitCode.USAGE, ExitCode.REMOTE, ExitCode.DATA) == ExitCode.USAGE
     assert worst(ExitCode.OK) == ExitCode.OK
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-22T21:56:00.000Z",  # a listing's LastModified
+        "2026-11-22T21:56:00.123456+01:00",
+        "Sun, 22 Nov 2026 21:56:00 GMT",  # a GetObject's Last-Modified header
+        "1700000000",  # epoch seconds
+        "2026-11-22 21:56:00",  # no zone: botocore's own rules
+    ],
+)
+def test_timestamps_parse_exactly_as_botocore_parses_them(value: str) -> None:
+    from botocore.utils import parse_timestamp as botocore_parse
+
+    from dvc_multiremote.timestamps import parse_timestamp
+
+    assert parse_timestamp(value) == botocore_parse(value)
