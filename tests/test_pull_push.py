@@ -270,3 +270,14 @@ def test_a_primary_is_listed_only_once_it_turns_out_to_lack_objects(world: World
     misses = [r for r in world.s3.requests if r.kind == "GET" and r.status == 404]
     assert len(misses) < 40, len(misses)  # not 150
     assert 1 <= len([r for r in world.s3.requests if r.kind == "LIST"]) <= 4
+
+
+def test_a_slow_download_that_keeps_moving_is_not_cut_off(world: World) -> None:
+    # data/model.bin (300 KB) arrives 16 KB every 0.3 s: ~5.5 s, well past a 2 s stall deadline.
+    world.s3.set_fault(Fault("trickle", seconds=0.3, only=("GET",)))
+    clone = world.clone()
+    run = world.run_in(clone, "pull", env={"DVC_MULTIREMOTE_DEADLINE": "2"})
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.remote("backblaze")["state"] == "ok"
+    assert run.remote("backblaze")["objects_served"] == ALL
+    assert _workspace_complete(clone)

@@ -160,8 +160,10 @@ def parse_settings(argv: Sequence[str]) -> Settings:
 
 
 class _RedactingFormatter(logging.Formatter):
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__("%(levelname)s: %(name)s: %(message)s")
+    def __init__(self, redactor: Redactor, timed: bool = False) -> None:
+        # With -v, each line says when it happened (seconds since start): where the time goes.
+        when = "%(relativeCreated)7.0fms " if timed else ""
+        super().__init__(when + "%(levelname)s: %(name)s: %(message)s")
         self.redactor = redactor
 
     def format(self, record: logging.LogRecord) -> str:
@@ -173,7 +175,7 @@ def _configure_logging(settings: Settings | None, redactor: Redactor) -> None:
     verbose = settings is not None and settings.verbose
     quiet = settings is not None and settings.quiet
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter(redactor))
+    handler.setFormatter(_RedactingFormatter(redactor, timed=verbose))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.ERROR if quiet else logging.WARNING)

@@ -21,8 +21,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from .common import HOST, BodyError, LoopbackServer, QuietHandler, RequestLog, iter_body
 
-FaultName = Literal["b2_cap", "unauthorized", "slowdown", "delay", "hang"]
-FAULT_NAMES: tuple[str, ...] = ("b2_cap", "unauthorized", "slowdown", "delay", "hang")
+FaultName = Literal["b2_cap", "unauthorized", "slowdown", "delay", "hang", "trickle"]
+FAULT_NAMES: tuple[str, ...] = ("b2_cap", "unauthorized", "slowdown", "delay", "hang", "trickle")
+TRICKLE_CHUNK = 16 * 1024
 MAX_WAIT = 60.0  # upper bound of a delay or a hang, in seconds
 UPSTREAM_TIMEOUT = 60.0
 
@@ -88,6 +89,8 @@ class Fault:
     - ``slowdown``: a ``rate`` fraction of requests (seeded, so repeatable) gets 503 SlowDown
       with ``Retry-After: retry_after``.
     - ``delay``: wait ``seconds`` then answer normally (adds up with other faults).
+    - ``trickle``: answer normally, but send the body 16 KB at a time, ``seconds`` apart (a slow
+      link that keeps moving).
     - ``hang``: (after ``after`` successful GETs of objects, if set) never answer; the connection is closed after ``seconds`` (default
       :data:`MAX_WAIT`) or when the proxy stops.
     """
@@ -145,6 +148,7 @@ class ProxyRecord:
 @dataclass
 class _Plan:
     delay: float = 0.0
+    trickle: float = 0.0  # seconds between 16 KB pieces of the body
     fault: Fault | None = None
     reserved: _Active | None = None  # the b2_cap whose counter this request took
 
@@ -233,8 +237,17 @@ class _Handler(QuietHandler):
         else:
             self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        if not no_body:
+        if no_body:
+            return
+        if not self.plan.trickle:
             self.wfile.write(data)
+            return
+        proxy: FaultProxy = self.server.owner
+        for start in range(0, len(data), TRICKLE_CHUNK):
+            if start and proxy.stopping.wait(self.plan.trickle):
+                return
+            self.wfile.write(data[start : start + TRICKLE_CHUNK])
+            self.wfile.flush()
 
     def _exchange(self, body: bytes) -> tuple[http.client.HTTPResponse, bytes]:
         """Send the request upstream on this client's own keep-alive connection."""
@@ -316,6 +329,9 @@ class FaultProxy(LoopbackServer):
                     continue
                 if fault.name == "delay":
                     plan.delay += fault.seconds
+                    continue
+                if fault.name == "trickle":
+                    plan.trickle = fault.seconds
                     continue
                 if fault.name == "slowdown" and active.rng.random() >= fault.rate:
                     continue
