@@ -38,9 +38,9 @@ def commands(quick: bool, out: Path) -> dict[str, list[str]]:
         name: [sys.executable, str(BENCH / f"{name}.py"), *args, "--out", str(out / f"{name}.json")]
         for name, args in {
             "verify": verify,
-            "pull": [*sizes, "--big", "1" if quick else "3"],
+            "pull": [*sizes, "--big", "1" if quick else "5"],
             "push": sizes,
-            "sync": [*sizes, "--big", "0" if quick else "3"],
+            "sync": [*sizes, "--big", "0" if quick else "5"],
             "scale": ["--quick"] if quick else [],
         }.items()
     }
