@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -13,17 +14,19 @@ from typing import TYPE_CHECKING
 
 from dvc_multiremote.errors import ExitCode
 from dvc_multiremote.inventory import Inventory, ObjectRef, expand, outputs_at
-from dvc_multiremote.presence import Remote, RemoteFailed
+from dvc_multiremote.presence import Remote, RemoteFailed, bounded_gather
 from dvc_multiremote.project import Project, open_project
 from dvc_multiremote.report import MissingObject, OutputReport, RemoteReport, Report
 from dvc_multiremote.scope import load_from_cache, local_cache_path
 from dvc_multiremote.settings import Settings
 from dvc_multiremote.transfer import (
     Counter,
+    Fetched,
     ObjectCorrupt,
     ObjectFailed,
     ObjectMissing,
     download,
+    download_async,
     run_parallel,
 )
 
@@ -81,9 +84,32 @@ class Fetcher:
         return remaining
 
     def _from(self, remote: Remote, objects: list[ObjectRef]) -> set[ObjectRef]:
+        """Fetch what this remote has of ``objects``: coroutines on its event loop when its
+        filesystem is asynchronous (S3, HTTP), else ``jobs`` threads."""
         got: set[ObjectRef] = set()
-        counter = self.result.served[remote.spec.name]
         listing = _ListingOnMisses(remote, objects, self.jobs)
+        if getattr(remote.fs.fs, "async_impl", False):
+
+            async def each(obj: ObjectRef) -> None:
+                if not remote.status.usable:
+                    return
+                if listing.lacks(obj):
+                    self._note(self.result.lacking, obj, remote)
+                    return
+                try:
+                    fetched = await download_async(remote, obj, self.workdir)
+                except ObjectMissing:
+                    self._note(self.result.lacking, obj, remote)
+                    # A listing runs through this same loop: wait for it from a thread.
+                    await asyncio.get_running_loop().run_in_executor(None, listing.missed)
+                    return
+                except Exception as exc:  # noqa: BLE001 - the next remote is tried
+                    self._failed(remote, obj, exc)
+                    return
+                self._keep(remote, fetched, got)
+
+            remote.run_async(lambda: bounded_gather(objects, each, self.jobs), None)
+            return got
 
         def one(obj: ObjectRef) -> None:
             if not remote.status.usable:
@@ -97,22 +123,30 @@ class Fetcher:
                 self._note(self.result.lacking, obj, remote)
                 listing.missed()
                 return
-            except ObjectCorrupt:
-                self._note(self.result.corrupt, obj, remote)
+            except Exception as exc:  # noqa: BLE001 - the next remote is tried
+                self._failed(remote, obj, exc)
                 return
-            except (RemoteFailed, ObjectFailed) as exc:
-                log.debug("%s not from %s: %s", obj.md5, remote.spec.name, exc)
-                return
-            try:
-                self._store(fetched.path, obj)
-            finally:
-                fetched.path.unlink(missing_ok=True)
-            counter.add(fetched.size)
-            with self._lock:
-                got.add(obj)
+            self._keep(remote, fetched, got)
 
         run_parallel(objects, one, self.jobs)
         return got
+
+    def _failed(self, remote: Remote, obj: ObjectRef, exc: Exception) -> None:
+        if isinstance(exc, ObjectCorrupt):
+            self._note(self.result.corrupt, obj, remote)
+        elif isinstance(exc, (RemoteFailed, ObjectFailed)):
+            log.debug("%s not from %s: %s", obj.md5, remote.spec.name, exc)
+        else:
+            raise exc
+
+    def _keep(self, remote: Remote, fetched: Fetched, got: set[ObjectRef]) -> None:
+        try:
+            self._store(fetched.path, fetched.obj)
+        finally:
+            fetched.path.unlink(missing_ok=True)
+        self.result.served[remote.spec.name].add(fetched.size)
+        with self._lock:
+            got.add(fetched.obj)
 
     def _store(self, path: Path, obj: ObjectRef) -> None:
         """Move a verified download into the cache: a rename (same disk), so atomic and no copy."""

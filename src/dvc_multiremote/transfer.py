@@ -9,11 +9,11 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dvc_multiremote.classify import Failure, classify_exception
 from dvc_multiremote.inventory import ObjectRef
@@ -25,6 +25,7 @@ T = TypeVar("T")
 # server that accepts the request and then says nothing). A slow one that keeps going is fine.
 DEADLINE_SECONDS = float(os.environ.get("DVC_MULTIREMOTE_DEADLINE", "60"))
 STALL_POLL_SECONDS = 1.0
+HASH_INLINE_BYTES = 256 * 1024  # larger downloads are hashed off the event loop
 
 
 class ObjectMissing(Exception):
@@ -75,71 +76,117 @@ def attempt(remote: Remote, action: Callable[[], T], what: str) -> T:
             raise ObjectMissing(what) from exc
         except (ObjectCorrupt, ObjectMissing):
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure is classified below
-            failure = classify_exception(exc)
-        if failure.state == "missing":
-            raise ObjectMissing(what)
-        if failure.state in ("auth", "cap-exceeded", "unreachable"):
-            remote.status.fail(failure)
-            raise RemoteFailed(failure.detail)
-        log.debug(
-            "%s on %s failed (attempt %d): %s", what, remote.spec.name, number, failure.detail
-        )
-        if number < MAX_ATTEMPTS:
-            time.sleep(_backoff(number, failure))
-    raise ObjectFailed(f"{what}: {failure.detail}")
+        except Exception as exc:  # noqa: BLE001 - every failure is classified
+            time.sleep(_judge(remote, exc, what, number))
+    raise AssertionError("unreachable: _judge raises on the last attempt")
 
 
-def fetch_file(remote: Remote, source: str, path: Path) -> None:
-    """Download with a stall deadline of our own: DVC's filesystems wait on a silent server for
-    minutes, through retries. The file must grow at least once per ``DEADLINE_SECONDS``."""
-    fs = remote.fs.fs
-    if not getattr(fs, "async_impl", False):
-        remote.fs.get_file(source, str(path))
-        return
-
-    async def guarded() -> None:
-        task = asyncio.ensure_future(fs._get_file(source, str(path)))
-        loop = asyncio.get_running_loop()
-        size, moved = -1, loop.time()
+async def attempt_async(remote: Remote, action: Callable[[], Awaitable[T]], what: str) -> T:
+    """``attempt`` for a coroutine, on the remote's event loop."""
+    for number in range(1, MAX_ATTEMPTS + 1):
+        if not remote.status.usable:
+            raise RemoteFailed(remote.status.message)
         try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=STALL_POLL_SECONDS)
-                if done:
-                    return task.result()
-                grown = path.stat().st_size if path.exists() else 0
-                if grown != size:
-                    size, moved = grown, loop.time()
-                elif loop.time() - moved >= DEADLINE_SECONDS:
-                    raise TimeoutError(
-                        f"no data for {DEADLINE_SECONDS:g} s from {remote.spec.name}"
-                    )
-        finally:
-            if not task.done():
-                task.cancel()
+            return await action()
+        except FileNotFoundError as exc:
+            raise ObjectMissing(what) from exc
+        except (ObjectCorrupt, ObjectMissing):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is classified
+            await asyncio.sleep(_judge(remote, exc, what, number))
+    raise AssertionError("unreachable: _judge raises on the last attempt")
 
-    remote.run_async(guarded, None)
+
+def _judge(remote: Remote, exc: Exception, what: str, number: int) -> float:
+    """Classify a failed attempt: raise if it is final, else return how long to back off."""
+    failure = classify_exception(exc)
+    if failure.state == "missing":
+        raise ObjectMissing(what) from exc
+    if failure.state in ("auth", "cap-exceeded", "unreachable"):
+        remote.status.fail(failure)
+        raise RemoteFailed(failure.detail) from exc
+    log.debug("%s on %s failed (attempt %d): %s", what, remote.spec.name, number, failure.detail)
+    if number >= MAX_ATTEMPTS:
+        raise ObjectFailed(f"{what}: {failure.detail}") from exc
+    return _backoff(number, failure)
+
+
+async def get_file_guarded(fs: Any, source: str, path: Path, name: str) -> None:
+    """``fs._get_file`` with a stall deadline of our own: DVC's filesystems wait on a silent
+    server for minutes, through retries. The file must grow at least once per
+    ``DEADLINE_SECONDS``; a slow download that keeps moving runs to the end."""
+    task = asyncio.ensure_future(fs._get_file(source, str(path)))
+    loop = asyncio.get_running_loop()
+    size, moved = -1, loop.time()
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=STALL_POLL_SECONDS)
+            if done:
+                task.result()
+                return
+            grown = path.stat().st_size if path.exists() else 0
+            if grown != size:
+                size, moved = grown, loop.time()
+            elif loop.time() - moved >= DEADLINE_SECONDS:
+                raise TimeoutError(f"no data for {DEADLINE_SECONDS:g} s from {name}")
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 def download(remote: Remote, obj: ObjectRef, workdir: Path) -> Fetched:
     """Fetch one object into a new file under ``workdir`` and check its md5."""
-    source = remote.path_of(obj)
-    fd, name = tempfile.mkstemp(dir=workdir, prefix=obj.md5[:8], suffix=".part")
-    os.close(fd)
-    path = Path(name)
+    path = _temp_file(workdir, obj)
+    fs = remote.fs.fs
 
     def get() -> Fetched:
         remote.status.requests["GET"] += 1
-        fetch_file(remote, source, path)
-        if not md5_matches(path, obj):
-            raise ObjectCorrupt(f"{obj.md5} on {remote.spec.name} does not match its md5")
-        return Fetched(obj, path, path.stat().st_size)
+        if getattr(fs, "async_impl", False):
+            remote.run_async(
+                lambda: get_file_guarded(fs, remote.path_of(obj), path, remote.spec.name), None
+            )
+        else:
+            remote.fs.get_file(remote.path_of(obj), str(path))
+        return _checked(remote, obj, path)
 
     try:
         return attempt(remote, get, f"download of {obj.md5}")
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+async def download_async(remote: Remote, obj: ObjectRef, workdir: Path) -> Fetched:
+    """``download`` as a coroutine on the remote's event loop (an async filesystem only): no
+    thread per object. Large files are hashed on a worker thread, small ones in place."""
+    path = _temp_file(workdir, obj)
+    fs = remote.fs.fs
+    loop = asyncio.get_running_loop()
+
+    async def get() -> Fetched:
+        remote.status.requests["GET"] += 1
+        await get_file_guarded(fs, remote.path_of(obj), path, remote.spec.name)
+        if path.stat().st_size > HASH_INLINE_BYTES:
+            return await loop.run_in_executor(None, _checked, remote, obj, path)
+        return _checked(remote, obj, path)
+
+    try:
+        return await attempt_async(remote, get, f"download of {obj.md5}")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _temp_file(workdir: Path, obj: ObjectRef) -> Path:
+    fd, name = tempfile.mkstemp(dir=workdir, prefix=obj.md5[:8], suffix=".part")
+    os.close(fd)
+    return Path(name)
+
+
+def _checked(remote: Remote, obj: ObjectRef, path: Path) -> Fetched:
+    if not md5_matches(path, obj):
+        raise ObjectCorrupt(f"{obj.md5} on {remote.spec.name} does not match its md5")
+    return Fetched(obj, path, path.stat().st_size)
 
 
 def upload(remote: Remote, obj: ObjectRef, source: Path) -> int:
