@@ -161,7 +161,7 @@ def parse_settings(argv: Sequence[str]) -> Settings:
 
 class _RedactingFormatter(logging.Formatter):
     def __init__(self, redactor: Redactor, timed: bool = False) -> None:
-        # With -v, each line says when it happened (seconds since start): where the time goes.
+        # With -v, each line says when it happened (ms since start): where the time goes.
         when = "%(relativeCreated)7.0fms " if timed else ""
         super().__init__(when + "%(levelname)s: %(name)s: %(message)s")
         self.redactor = redactor

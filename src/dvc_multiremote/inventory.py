@@ -223,7 +223,9 @@ def _keep_copy(data: bytes, obj: ObjectRef, keep: Path) -> None:
 _BETWEEN = re.compile(r"[\s,]*")
 
 
-def read_manifest(odb: Any, obj: ObjectRef, keep: Path | None = None) -> list[DirEntry]:
+def read_manifest(
+    odb: Any, obj: ObjectRef, keep: Path | None = None, sizes: list[int] | None = None
+) -> list[DirEntry]:
     """A directory's entries from its ``.dir`` manifest in ``odb`` (local cache or a remote).
 
     The manifest is DVC's JSON list of ``{"md5", "relpath"}``. It is decoded one entry at a time
@@ -233,6 +235,8 @@ def read_manifest(odb: Any, obj: ObjectRef, keep: Path | None = None) -> list[Di
     """
     with odb.fs.open(odb.oid_to_path(obj.md5), "rb") as fobj:
         data = fobj.read()
+    if sizes is not None:
+        sizes.append(len(data))  # what the read cost, parsed or not
     if keep is not None:
         _keep_copy(data, obj, keep)
     text = data.decode("utf-8")

@@ -121,14 +121,17 @@ class Remote:
     def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
         raise NotImplementedError
 
-    def load_manifest(self, obj: ObjectRef, keep: Path | None = None) -> list[DirEntry] | None:
-        """A directory's entries from this remote (a copy kept at ``keep``), or None if absent."""
+    def load_manifest(
+        self, obj: ObjectRef, keep: Path | None = None, sizes: list[int] | None = None
+    ) -> list[DirEntry] | None:
+        """A directory's entries from this remote (a copy kept at ``keep``; the bytes read
+        appended to ``sizes``), or None if absent."""
 
         if not self.ensure_probed():
             return None
         self.status.requests["GET"] += 1
         try:
-            entries = read_manifest(self.odb_for(obj), obj, keep)
+            entries = read_manifest(self.odb_for(obj), obj, keep, sizes)
         except FileNotFoundError:
             return None
         except Exception as exc:  # noqa: BLE001 - classified, then the next source is tried
@@ -175,23 +178,13 @@ class S3Remote(Remote):
     # Key ranges listed concurrently. Each wastes at most one partial page, so a listing of N
     # objects costs at most N/1000 + LIST_RANGES calls (LIST is billed on B2).
     LIST_RANGES = 3
-    _tuned = False
 
     def _bucket_key(self, path: str) -> tuple[str, str]:
         bucket, _, key = path.partition("/")
         return bucket, key
 
-    async def _client(self, bucket: str) -> Any:
-        """The S3 client, its session set to parse timestamps quickly (see ``timestamps``)."""
-        client = await self.fs.fs.get_s3(bucket)
-        if not self._tuned:
-            use_fast_timestamps(self.fs.fs.session)
-            self._tuned = True
-        return client
-
     async def _call(self, method: str, kind: str, **kwargs: Any) -> Any:
         self.status.requests[kind] += 1
-        await self._client(kwargs["Bucket"])
         return await self.fs.fs._call_s3(method, **kwargs)
 
     def probe(self) -> None:
@@ -203,7 +196,9 @@ class S3Remote(Remote):
 
             # The client itself, not s3fs's wrapper: a probe must not sit in five rounds of
             # retries. One GET of an absent key says reachable, credentials and reads all at once.
-            client = await self._client(bucket)
+            client = await self.fs.fs.get_s3(bucket)
+            # Every later request (listings, downloads) goes through this client's session.
+            use_fast_timestamps(self.fs.fs.session)
             self.status.requests["GET"] += 1
             try:
                 response = await client.get_object(Bucket=bucket, Key=probe_key)

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +28,6 @@ from dvc_multiremote.transfer import (
     ObjectMissing,
     download,
     download_async,
-    run_parallel,
 )
 
 if TYPE_CHECKING:
@@ -84,51 +84,45 @@ class Fetcher:
         return remaining
 
     def _from(self, remote: Remote, objects: list[ObjectRef]) -> set[ObjectRef]:
-        """Fetch what this remote has of ``objects``: coroutines on its event loop when its
-        filesystem is asynchronous (S3, HTTP), else ``jobs`` threads."""
+        """Fetch what this remote has of ``objects``, ``jobs`` at a time: coroutines on its
+        event loop when its filesystem is asynchronous (S3, HTTP), else on ``jobs`` threads."""
         got: set[ObjectRef] = set()
         listing = _ListingOnMisses(remote, objects, self.jobs)
-        if getattr(remote.fs.fs, "async_impl", False):
+        asynchronous = getattr(remote.fs.fs, "async_impl", False)
+        threads = ThreadPoolExecutor(max_workers=1 if asynchronous else self.jobs)
 
-            async def each(obj: ObjectRef) -> None:
-                if not remote.status.usable:
-                    return
-                if listing.lacks(obj):
-                    self._note(self.result.lacking, obj, remote)
-                    return
-                try:
-                    fetched = await download_async(remote, obj, self.workdir)
-                except ObjectMissing:
-                    self._note(self.result.lacking, obj, remote)
-                    # A listing runs through this same loop: wait for it from a thread.
-                    await asyncio.get_running_loop().run_in_executor(None, listing.missed)
-                    return
-                except Exception as exc:  # noqa: BLE001 - the next remote is tried
-                    self._failed(remote, obj, exc)
-                    return
-                self._keep(remote, fetched, got)
-
-            remote.run_async(lambda: bounded_gather(objects, each, self.jobs), None)
-            return got
-
-        def one(obj: ObjectRef) -> None:
+        async def each(obj: ObjectRef) -> None:
             if not remote.status.usable:
                 return
             if listing.lacks(obj):
                 self._note(self.result.lacking, obj, remote)
                 return
+            loop = asyncio.get_running_loop()
             try:
-                fetched = download(remote, obj, self.workdir)
+                if asynchronous:
+                    fetched = await download_async(remote, obj, self.workdir)
+                else:
+                    fetched = await loop.run_in_executor(
+                        threads, download, remote, obj, self.workdir
+                    )
             except ObjectMissing:
                 self._note(self.result.lacking, obj, remote)
-                listing.missed()
+                # A listing may run through this same loop: wait for it from a thread.
+                await loop.run_in_executor(threads, listing.missed)
                 return
             except Exception as exc:  # noqa: BLE001 - the next remote is tried
                 self._failed(remote, obj, exc)
                 return
             self._keep(remote, fetched, got)
 
-        run_parallel(objects, one, self.jobs)
+        try:
+            if asynchronous:
+                remote.run_async(lambda: bounded_gather(objects, each, self.jobs), None)
+            else:
+                asyncio.run(bounded_gather(objects, each, self.jobs))
+        finally:
+            # Interrupted: start nothing new, let running downloads finish (as run_parallel).
+            threads.shutdown(wait=True, cancel_futures=True)
         return got
 
     def _failed(self, remote: Remote, obj: ObjectRef, exc: Exception) -> None:

@@ -153,9 +153,10 @@ class ManifestLoader:
         for remote in self.remotes:
             if self.admit is not None and not self.admit(remote, obj):
                 continue
-            entries = remote.load_manifest(obj, keep)
+            sizes: list[int] = []
+            entries = remote.load_manifest(obj, keep, sizes)
             if entries is not None:
-                self.fetched[obj] = (remote.spec.name, keep.stat().st_size if keep.exists() else 0)
+                self.fetched[obj] = (remote.spec.name, sum(sizes))
                 return entries
         return None
 

@@ -181,7 +181,7 @@ class ManifestGate:
             return True
         size = remote.size_of(obj)
         if size is None:
-            return True  # not there (or unreadable): the read finds out, without downloading
+            return False  # absent, or its size unknown: a read that cannot be budgeted is not done
         if self.budget.reserve(name, size):
             self.reserved[(name, obj)] = size
             return True
