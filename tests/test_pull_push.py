@@ -272,6 +272,26 @@ def test_a_primary_is_listed_only_once_it_turns_out_to_lack_objects(world: World
     assert 1 <= len([r for r in world.s3.requests if r.kind == "LIST"]) <= 4
 
 
+def test_pull_keeps_as_many_downloads_in_flight_as_jobs_allows(world: World) -> None:
+    # Over a real network each GET waits a round trip: botocore's default pool of 10
+    # connections would cap a pull at 10 objects per round trip, whatever --jobs says.
+    project = world.project
+    project.write_dir("data/more", 150)
+    project.dvc_add("data/more")
+    project.commit("Add more data")
+    project.seed_s3(s3_client(world.moto.endpoint_url), world.bucket, PREFIX, "data/more.dvc")
+    world.s3.set_fault(Fault("delay", seconds=0.1, only=("GET",)))
+    for jobs, at_least, at_most in (("32", 20, 32), ("4", 1, 4)):
+        world.s3.clear_log()
+        clone = world.clone(f"jobs-{jobs}")
+        run = world.run_in(clone, "pull", "-j", jobs)
+        assert run.code == 0, run.stderr + run.stdout
+        assert run.remote("backblaze")["objects_served"] > 150
+        assert at_least <= world.s3.max_in_flight <= at_most, (jobs, world.s3.max_in_flight)
+        assert _workspace_complete(clone)
+        assert len(list((clone.root / "data" / "more").iterdir())) == 150
+
+
 def test_a_slow_download_that_keeps_moving_is_not_cut_off(world: World) -> None:
     # data/model.bin (300 KB) arrives 16 KB every 0.3 s: ~5.5 s, well past a 2 s stall deadline.
     world.s3.set_fault(Fault("trickle", seconds=0.3, only=("GET",)))

@@ -179,6 +179,15 @@ class S3Remote(Remote):
     # objects costs at most N/1000 + LIST_RANGES calls (LIST is billed on B2).
     LIST_RANGES = 3
 
+    def __init__(
+        self, repo: Repo, spec: RemoteSpec, *, refused_read_is_cap: bool = False, jobs: int = 32
+    ) -> None:
+        super().__init__(repo, spec, refused_read_is_cap=refused_read_is_cap)
+        # botocore keeps at most 10 connections per client, so `jobs` requests beyond 10 would
+        # queue for one: over a real network that caps a pull at 10 objects per round trip.
+        config = self.fs.fs_args.setdefault("config_kwargs", {})
+        config["max_pool_connections"] = max(jobs, config.get("max_pool_connections") or 10)
+
     def _bucket_key(self, path: str) -> tuple[str, str]:
         bucket, _, key = path.partition("/")
         return bucket, key
@@ -469,10 +478,12 @@ class ListingRemote(Remote):
         return int(self.fs.size(path) or 0)
 
 
-def open_remote(repo: Repo, spec: RemoteSpec, *, refused_read_is_cap: bool = False) -> Remote:
-    """The right backend for a remote's kind."""
+def open_remote(
+    repo: Repo, spec: RemoteSpec, *, refused_read_is_cap: bool = False, jobs: int = 32
+) -> Remote:
+    """The right backend for a remote's kind, sized for ``jobs`` requests at once."""
     if spec.kind == "s3":
-        return S3Remote(repo, spec, refused_read_is_cap=refused_read_is_cap)
+        return S3Remote(repo, spec, refused_read_is_cap=refused_read_is_cap, jobs=jobs)
     if spec.kind == "http":
         return HttpRemote(repo, spec)
     return ListingRemote(repo, spec)

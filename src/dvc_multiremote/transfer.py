@@ -6,9 +6,9 @@ import asyncio
 import logging
 import os
 import random
-import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -178,9 +178,9 @@ async def download_async(remote: Remote, obj: ObjectRef, workdir: Path) -> Fetch
 
 
 def _temp_file(workdir: Path, obj: ObjectRef) -> Path:
-    fd, name = tempfile.mkstemp(dir=workdir, prefix=obj.md5[:8], suffix=".part")
-    os.close(fd)
-    return Path(name)
+    """A fresh name in ``workdir`` (a directory private to this run), not yet created: the
+    download creates it, so each object costs one file creation, as in DVC."""
+    return workdir / f"{obj.md5[:8]}.{uuid.uuid4().hex}.part"
 
 
 def _checked(remote: Remote, obj: ObjectRef, path: Path) -> Fetched:

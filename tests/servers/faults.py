@@ -172,6 +172,7 @@ class _Handler(QuietHandler):
         proxy: FaultProxy = self.server.owner
         self.kind = classify(self.command, self.path)
         self.plan = _Plan()
+        proxy.enter()
         try:
             body = b"".join(iter_body(self.rfile, self.headers))
             self.bytes_in = len(body)
@@ -186,6 +187,7 @@ class _Handler(QuietHandler):
             self.close_connection = True
             self.send_body(400, b"Bad request body", {"Connection": "close"})
         finally:
+            proxy.leave()
             self.record_once()
 
     def record(self) -> None:
@@ -302,6 +304,8 @@ class FaultProxy(LoopbackServer):
         self.log: RequestLog[ProxyRecord] = RequestLog()
         self._faults: list[_Active] = []
         self._lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests the proxy held at once since the last clear_log
 
     # --- faults -----------------------------------------------------------------------------
 
@@ -344,6 +348,15 @@ class FaultProxy(LoopbackServer):
                 break
         return plan
 
+    def enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
     def release(self, active: _Active) -> None:
         """Give back a b2_cap slot taken by a GET that did not succeed."""
         with self._lock:
@@ -358,6 +371,8 @@ class FaultProxy(LoopbackServer):
 
     def clear_log(self) -> None:
         self.log.clear()
+        with self._lock:
+            self.max_in_flight = self.in_flight
 
     def count(self, kind: str | None = None) -> int:
         """Number of logged requests, optionally only those of ``kind`` (LIST, GET, HEAD...)."""
