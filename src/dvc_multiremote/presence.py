@@ -183,10 +183,7 @@ class S3Remote(Remote):
         self, repo: Repo, spec: RemoteSpec, *, refused_read_is_cap: bool = False, jobs: int = 32
     ) -> None:
         super().__init__(repo, spec, refused_read_is_cap=refused_read_is_cap)
-        # botocore keeps at most 10 connections per client, so `jobs` requests beyond 10 would
-        # queue for one: over a real network that caps a pull at 10 objects per round trip.
-        config = self.fs.fs_args.setdefault("config_kwargs", {})
-        config["max_pool_connections"] = max(jobs, config.get("max_pool_connections") or 10)
+        self.jobs = jobs
 
     def _bucket_key(self, path: str) -> tuple[str, str]:
         bucket, _, key = path.partition("/")
@@ -197,6 +194,11 @@ class S3Remote(Remote):
         return await self.fs.fs._call_s3(method, **kwargs)
 
     def probe(self) -> None:
+        # Before the client exists (the probe makes it; its imports run here, on the probe's
+        # thread, not ahead of every remote's work). botocore keeps at most 10 connections per
+        # client: `jobs` requests beyond 10 would queue, capping a pull at 10 GETs per round trip.
+        config = self.fs.fs_args.setdefault("config_kwargs", {})
+        config["max_pool_connections"] = max(self.jobs, config.get("max_pool_connections") or 10)
         bucket, key = self._bucket_key(self.odb.path)
         probe_key = self._bucket_key(self.odb.oid_to_path(_PROBE_OID))[1]
 

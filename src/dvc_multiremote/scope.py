@@ -69,14 +69,18 @@ def gather(
     settings: Settings,
     read_order: list[str] | None = None,
     admit: Admit | None = None,
+    *,
+    probe: bool = True,
 ) -> Gathered:
-    """Outputs in scope, every remote probed, every directory expanded through its manifest.
+    """Outputs in scope, every remote probed (unless not ``probe``: then only those a manifest
+    is read from), every directory expanded through its manifest.
 
     Manifests missing from the local cache are read from the remotes in ``read_order``
     (default: the run's remote order) that ``admit`` lets serve them.
     """
     scope = scope_outputs(project.repo, settings)
-    on_remotes(project.remotes, lambda remote: remote.ensure_probed())
+    if probe:
+        on_remotes(project.remotes, lambda remote: remote.ensure_probed())
     inventory = Inventory(scope.outputs)
     readers = project.remotes
     if read_order:
@@ -159,6 +163,17 @@ class ManifestLoader:
                 self.fetched[obj] = (remote.spec.name, sum(sizes))
                 return entries
         return None
+
+
+def check_all(remotes: list[Remote], objects: dict[ObjectRef, str], jobs: int) -> None:
+    """Which of ``objects`` each remote holds, each remote on its own thread: probed (if not
+    yet) and then checked, so one remote's slow probe does not hold back the others."""
+
+    def probe_and_check(remote: Remote) -> None:
+        if remote.ensure_probed():
+            remote.check(objects, jobs)
+
+    on_remotes(remotes, probe_and_check)
 
 
 def on_remotes(remotes: list[Remote], work: Callable[[Remote], object]) -> None:

@@ -16,7 +16,7 @@ from dvc_multiremote.inventory import Inventory, ObjectRef, in_shard
 from dvc_multiremote.presence import Remote, RemoteFailed
 from dvc_multiremote.project import Project, open_project
 from dvc_multiremote.report import MissingObject, PairReport, RemoteReport, Report
-from dvc_multiremote.scope import gather, local_cache_path, on_remotes
+from dvc_multiremote.scope import check_all, gather, local_cache_path
 from dvc_multiremote.settings import Settings
 from dvc_multiremote.transfer import (
     ObjectCorrupt,
@@ -218,8 +218,7 @@ def sync_project(project: Project, settings: Settings) -> Report:
     gate.settle(gathered.manifest_reads, tally)
     inventory = gathered.inventory
     objects = inventory.objects()
-    usable = [remote for remote in remotes if remote.status.usable]
-    on_remotes(usable, lambda remote: remote.check(objects, settings.http_jobs))
+    check_all(remotes, objects, settings.http_jobs)
     copies, unavailable = plan(objects, remotes, budget, settings.prefer_source)
     if settings.shard:
         # Files split by hash; every shard finishes the manifests whose files are all there.

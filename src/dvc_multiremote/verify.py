@@ -10,7 +10,7 @@ from dvc_multiremote.errors import ExitCode, worst
 from dvc_multiremote.inventory import Inventory, ObjectRef, OutputRef
 from dvc_multiremote.project import Project, open_project
 from dvc_multiremote.report import MissingObject, OutputReport, RemoteReport, Report
-from dvc_multiremote.scope import gather, on_remotes
+from dvc_multiremote.scope import check_all, gather
 from dvc_multiremote.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,13 +27,12 @@ def run_verify(settings: Settings) -> Report:
 
 def verify_project(project: Project, settings: Settings) -> Report:
     remotes = project.remotes
-    gathered = gather(project, settings)
+    gathered = gather(project, settings, probe=False)  # check_all probes each on its thread
     inventory = gathered.inventory
     if settings.shard:
         inventory.shard = settings.shard
     objects = inventory.objects()
-    usable = [remote for remote in remotes if remote.status.usable]
-    on_remotes(usable, lambda remote: remote.check(objects, settings.http_jobs))
+    check_all(remotes, objects, settings.http_jobs)
     return build_report(
         "verify", settings.scope, inventory, objects, remotes, project.warnings, gathered.revisions
     )
