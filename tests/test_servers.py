@@ -233,6 +233,27 @@ def test_b2_cap_blocks_downloads_only(moto: MotoS3, s3_bucket: str, fault_proxy:
     assert s3.get_object(Bucket=s3_bucket, Key="a")["Body"].read() == b"data"
 
 
+def test_b2_cap_by_bytes_counts_what_was_served(
+    moto: MotoS3, s3_bucket: str, fault_proxy: MakeProxy
+) -> None:
+    proxy = fault_proxy(moto.endpoint_url)
+    s3 = s3_client(proxy.base_url)
+    moto.put_key(s3_bucket, "big", b"x" * 3000)
+    moto.put_key(s3_bucket, "small", b"y" * 10)
+    proxy.set_fault(Fault("b2_cap", after_bytes=3005))
+
+    assert len(s3.get_object(Bucket=s3_bucket, Key="big")["Body"].read()) == 3000
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=s3_bucket, Key="absent")  # a 404 counts no bytes
+    assert s3.get_object(Bucket=s3_bucket, Key="small")["Body"].read() == b"y" * 10
+    with pytest.raises(ClientError) as capped:  # 3,010 bytes served: past the cap
+        s3.get_object(Bucket=s3_bucket, Key="small")
+    assert capped.value.response["Error"] == {"Code": "AccessDenied", "Message": B2_CAP_MESSAGE}
+    assert proxy.bytes_served() == 3010
+    with pytest.raises(ValueError, match="after_bytes"):
+        Fault("delay", after_bytes=1)
+
+
 def test_slowdown_unauthorized_hang_and_dead_port(
     moto: MotoS3, s3_bucket: str, fault_proxy: MakeProxy, dead_url: str
 ) -> None:

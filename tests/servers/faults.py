@@ -83,8 +83,10 @@ def dead_port_url() -> str:
 class Fault:
     """One misbehaviour; ``only`` limits it to some request kinds or methods.
 
-    - ``b2_cap``: after ``after`` successful GETs of objects, GET gets B2's 403 AccessDenied XML
-      and HEAD a bare 403; LIST, PUT, POST and DELETE still pass (as on real B2).
+    - ``b2_cap``: after ``after`` successful GETs of objects (or, with ``after_bytes``, once that
+      many body bytes have been served, as B2 counts its daily cap; downloads already running
+      finish), GET gets B2's 403 AccessDenied XML and HEAD a bare 403; LIST, PUT, POST and
+      DELETE still pass (as on real B2).
     - ``unauthorized``: 401 with an S3-style XML body and a Basic challenge.
     - ``slowdown``: a ``rate`` fraction of requests (seeded, so repeatable) gets 503 SlowDown
       with ``Retry-After: retry_after``.
@@ -98,6 +100,7 @@ class Fault:
     name: FaultName
     only: tuple[str, ...] | None = None
     after: int = 0
+    after_bytes: int = 0
     rate: float = 1.0
     retry_after: int = 1
     seconds: float = 0.0
@@ -112,8 +115,10 @@ class Fault:
             raise ValueError("rate must be within [0, 1]")
         if not 0.0 <= self.seconds <= MAX_WAIT:
             raise ValueError(f"seconds must be within [0, {MAX_WAIT}]")
-        if self.after < 0:
-            raise ValueError("after must be >= 0")
+        if self.after < 0 or self.after_bytes < 0:
+            raise ValueError("after and after_bytes must be >= 0")
+        if self.after_bytes and (self.name != "b2_cap" or self.after):
+            raise ValueError("after_bytes is for b2_cap alone, instead of after")
 
     def applies_to(self, kind: str, method: str) -> bool:
         if self.only is not None and kind not in self.only and method not in self.only:
@@ -128,6 +133,7 @@ class _Active:
     fault: Fault
     rng: random.Random
     passed: int = 0  # b2_cap: GETs of objects let through so far
+    bytes_passed: int = 0  # b2_cap with after_bytes: body bytes of successful GETs so far
 
 
 @dataclass(frozen=True)
@@ -193,8 +199,8 @@ class _Handler(QuietHandler):
     def record(self) -> None:
         proxy: FaultProxy = self.server.owner
         plan = self.plan
-        if plan.reserved is not None and not 200 <= self.status < 300:
-            proxy.release(plan.reserved)
+        if plan.reserved is not None:
+            proxy.settle(plan.reserved, 200 <= self.status < 300, self.bytes_out)
         proxy.log.add(
             ProxyRecord(
                 method=self.command,
@@ -339,7 +345,12 @@ class FaultProxy(LoopbackServer):
                     continue
                 if fault.name == "slowdown" and active.rng.random() >= fault.rate:
                     continue
-                if active.passed < fault.after:
+                if fault.after_bytes:
+                    if active.bytes_passed < fault.after_bytes:
+                        if kind == "GET":
+                            plan.reserved = active
+                        continue
+                elif active.passed < fault.after:
                     if kind == "GET":
                         active.passed += 1
                         plan.reserved = active
@@ -357,10 +368,15 @@ class FaultProxy(LoopbackServer):
         with self._lock:
             self.in_flight -= 1
 
-    def release(self, active: _Active) -> None:
-        """Give back a b2_cap slot taken by a GET that did not succeed."""
+    def settle(self, active: _Active, ok: bool, body_bytes: int) -> None:
+        """After a GET the cap let through: give its slot back if it failed, else count its
+        bytes (``after_bytes``)."""
         with self._lock:
-            active.passed -= 1
+            if not ok:
+                if not active.fault.after_bytes:
+                    active.passed -= 1
+            else:
+                active.bytes_passed += body_bytes
 
     # --- request log ------------------------------------------------------------------------
 
