@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -250,6 +251,25 @@ def test_b2_cap_by_bytes_counts_what_was_served(
         s3.get_object(Bucket=s3_bucket, Key="small")
     assert capped.value.response["Error"] == {"Code": "AccessDenied", "Message": B2_CAP_MESSAGE}
     assert proxy.bytes_served() == 3010
+
+    # Concurrent downloads cannot all slip under the cap before any of them is counted.
+    proxy.set_fault(Fault("b2_cap", after_bytes=1))
+    proxy.clear_log()
+
+    def get_big() -> bool:
+        try:
+            return (
+                len(
+                    s3_client(proxy.base_url).get_object(Bucket=s3_bucket, Key="big")["Body"].read()
+                )
+                == 3000
+            )
+        except ClientError:
+            return False
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert sum(pool.map(lambda _: get_big(), range(8))) == 1
+    assert proxy.bytes_served() == 3000
     with pytest.raises(ValueError, match="after_bytes"):
         Fault("delay", after_bytes=1)
 

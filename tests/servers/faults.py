@@ -83,10 +83,11 @@ def dead_port_url() -> str:
 class Fault:
     """One misbehaviour; ``only`` limits it to some request kinds or methods.
 
-    - ``b2_cap``: after ``after`` successful GETs of objects (or, with ``after_bytes``, once that
-      many body bytes have been served, as B2 counts its daily cap; downloads already running
-      finish), GET gets B2's 403 AccessDenied XML and HEAD a bare 403; LIST, PUT, POST and
-      DELETE still pass (as on real B2).
+    - ``b2_cap``: after ``after`` successful GETs of objects (or, with ``after_bytes``, once
+      that many body bytes have been let through, as B2 counts its daily cap: a download is let
+      through whole while the count is under the cap, so the last one may pass it), GET gets
+      B2's 403 AccessDenied XML and HEAD a bare 403; LIST, PUT, POST and DELETE still pass (as
+      on real B2).
     - ``unauthorized``: 401 with an S3-style XML body and a Basic challenge.
     - ``slowdown``: a ``rate`` fraction of requests (seeded, so repeatable) gets 503 SlowDown
       with ``Retry-After: retry_after``.
@@ -133,7 +134,7 @@ class _Active:
     fault: Fault
     rng: random.Random
     passed: int = 0  # b2_cap: GETs of objects let through so far
-    bytes_passed: int = 0  # b2_cap with after_bytes: body bytes of successful GETs so far
+    bytes_passed: int = 0  # b2_cap with after_bytes: body bytes let through so far
 
 
 @dataclass(frozen=True)
@@ -199,8 +200,8 @@ class _Handler(QuietHandler):
     def record(self) -> None:
         proxy: FaultProxy = self.server.owner
         plan = self.plan
-        if plan.reserved is not None:
-            proxy.settle(plan.reserved, 200 <= self.status < 300, self.bytes_out)
+        if plan.reserved is not None and not 200 <= self.status < 300:
+            proxy.release(plan.reserved)
         proxy.log.add(
             ProxyRecord(
                 method=self.command,
@@ -234,6 +235,19 @@ class _Handler(QuietHandler):
         except (OSError, http.client.HTTPException) as exc:
             self.send_body(502, f"upstream failed: {exc!r}".encode())
             return
+        proxy: FaultProxy = self.server.owner
+        cap = self.plan.reserved
+        # A download is counted against a cap by bytes as it is let through, not when it has
+        # arrived: concurrent downloads cannot all slip under the cap before one is counted.
+        if (
+            cap is not None
+            and cap.fault.after_bytes
+            and 200 <= resp.status < 300
+            and not proxy.take_bytes(cap, len(data))
+        ):
+            self.plan.reserved, self.plan.fault = None, cap.fault
+            self._answer_fault(cap.fault)
+            return
         self.send_response_only(resp.status, resp.reason)
         for name, value in resp.getheaders():
             if name.lower() not in _NOT_COPIED:
@@ -250,7 +264,6 @@ class _Handler(QuietHandler):
         if not self.plan.trickle:
             self.wfile.write(data)
             return
-        proxy: FaultProxy = self.server.owner
         for start in range(0, len(data), TRICKLE_CHUNK):
             if start and proxy.stopping.wait(self.plan.trickle):
                 return
@@ -368,15 +381,19 @@ class FaultProxy(LoopbackServer):
         with self._lock:
             self.in_flight -= 1
 
-    def settle(self, active: _Active, ok: bool, body_bytes: int) -> None:
-        """After a GET the cap let through: give its slot back if it failed, else count its
-        bytes (``after_bytes``)."""
+    def take_bytes(self, active: _Active, body_bytes: int) -> bool:
+        """Let a download of ``body_bytes`` through a ``b2_cap`` by bytes, if still under it."""
         with self._lock:
-            if not ok:
-                if not active.fault.after_bytes:
-                    active.passed -= 1
-            else:
-                active.bytes_passed += body_bytes
+            if active.bytes_passed >= active.fault.after_bytes:
+                return False
+            active.bytes_passed += body_bytes
+            return True
+
+    def release(self, active: _Active) -> None:
+        """Give back a b2_cap slot taken by a GET that did not succeed."""
+        with self._lock:
+            if not active.fault.after_bytes:
+                active.passed -= 1
 
     # --- request log ------------------------------------------------------------------------
 
