@@ -252,23 +252,22 @@ def test_b2_cap_by_bytes_counts_what_was_served(
     assert capped.value.response["Error"] == {"Code": "AccessDenied", "Message": B2_CAP_MESSAGE}
     assert proxy.bytes_served() == 3010
 
-    # Concurrent downloads cannot all slip under the cap before any of them is counted.
+    # Concurrent downloads cannot all slip under the cap before any of them is counted: eight
+    # GETs held 0.3 s each, all in flight at once, and only the first to be let through passes.
     proxy.set_fault(Fault("b2_cap", after_bytes=1))
+    proxy.add_fault(Fault("delay", seconds=0.3, only=("GET",)))
     proxy.clear_log()
 
-    def get_big() -> bool:
+    def get_big(_: int) -> bool:
+        client = s3_client(proxy.base_url)
         try:
-            return (
-                len(
-                    s3_client(proxy.base_url).get_object(Bucket=s3_bucket, Key="big")["Body"].read()
-                )
-                == 3000
-            )
+            return len(client.get_object(Bucket=s3_bucket, Key="big")["Body"].read()) == 3000
         except ClientError:
             return False
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        assert sum(pool.map(lambda _: get_big(), range(8))) == 1
+        assert sum(pool.map(get_big, range(8))) == 1
+    assert proxy.max_in_flight >= 4
     assert proxy.bytes_served() == 3000
     with pytest.raises(ValueError, match="after_bytes"):
         Fault("delay", after_bytes=1)

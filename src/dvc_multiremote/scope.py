@@ -69,18 +69,14 @@ def gather(
     settings: Settings,
     read_order: list[str] | None = None,
     admit: Admit | None = None,
-    *,
-    probe: bool = True,
 ) -> Gathered:
-    """Outputs in scope, every remote probed (unless not ``probe``: then only those a manifest
-    is read from), every directory expanded through its manifest.
+    """Outputs in scope, every directory expanded through its manifest.
 
     Manifests missing from the local cache are read from the remotes in ``read_order``
-    (default: the run's remote order) that ``admit`` lets serve them.
+    (default: the run's remote order) that ``admit`` lets serve them; a remote is probed when
+    first asked (the rest are probed by ``check_all``, each on its own thread).
     """
     scope = scope_outputs(project.repo, settings)
-    if probe:
-        on_remotes(project.remotes, lambda remote: remote.ensure_probed())
     inventory = Inventory(scope.outputs)
     readers = project.remotes
     if read_order:

@@ -27,7 +27,7 @@ def run_verify(settings: Settings) -> Report:
 
 def verify_project(project: Project, settings: Settings) -> Report:
     remotes = project.remotes
-    gathered = gather(project, settings, probe=False)  # check_all probes each on its thread
+    gathered = gather(project, settings)
     inventory = gathered.inventory
     if settings.shard:
         inventory.shard = settings.shard
