@@ -6,11 +6,13 @@ import http.client
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from servers import DagsHubRemoteServer, Fault, FaultProxy, MotoS3, s3_client
@@ -253,20 +255,23 @@ def test_b2_cap_by_bytes_counts_what_was_served(
     assert proxy.bytes_served() == 3010
 
     # Concurrent downloads cannot all slip under the cap before any of them is counted: eight
-    # GETs held 0.3 s each, all in flight at once, and only the first to be let through passes.
+    # GETs sent together and held 1 s each, all in flight at once; only the first let through
+    # passes.
     proxy.set_fault(Fault("b2_cap", after_bytes=1))
-    proxy.add_fault(Fault("delay", seconds=0.3, only=("GET",)))
+    proxy.add_fault(Fault("delay", seconds=1.0, only=("GET",)))
     proxy.clear_log()
+    clients = [s3_client(proxy.base_url) for _ in range(8)]
+    together = threading.Barrier(len(clients))
 
-    def get_big(_: int) -> bool:
-        client = s3_client(proxy.base_url)
+    def get_big(client: BaseClient) -> bool:
+        together.wait(timeout=30)
         try:
             return len(client.get_object(Bucket=s3_bucket, Key="big")["Body"].read()) == 3000
         except ClientError:
             return False
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        assert sum(pool.map(get_big, range(8))) == 1
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        assert sum(pool.map(get_big, clients)) == 1
     assert proxy.max_in_flight >= 4
     assert proxy.bytes_served() == 3000
     with pytest.raises(ValueError, match="after_bytes"):
