@@ -272,6 +272,41 @@ def test_http_remote_answering_503_slowdown_is_retried_not_reported_missing(
     assert any(r.status == 503 for r in proxy.requests)
 
 
+def test_dagshub_checks_run_64_at_once_and_halve_when_told_to_slow_down(
+    world: World, fault_proxy
+) -> None:  # type: ignore[no-untyped-def]
+    # Over a real network every HEAD waits a round trip, and DagsHub cannot list: how many are
+    # in flight sets the pace (`dvc status -c` keeps 4 x CPU count).
+    project = world.project
+    project.write_dir("data/more", 400)
+    project.dvc_add("data/more")
+    project.commit("Add more data")
+    project.seed_dir(world.dagshub.root, "data/more.dvc")
+    proxy = fault_proxy(world.dagshub.base_url)
+    world.project.add_remote("dagshub", proxy.base_url + "/owner/repo.dvc")
+    env = {"DAGSHUB_HOSTS": proxy.host}
+    proxy.set_fault(Fault("delay", seconds=0.05))
+    for args, at_least, at_most in (((), 40, 64), (("-j", "8"), 1, 8)):
+        proxy.clear_log()
+        run = world.verify("-r", "dagshub", *args, env=env)
+        assert run.code == 0, run.stderr + run.stdout
+        assert run.remote("dagshub")["objects_present"] > 400
+        assert at_least <= proxy.max_in_flight <= at_most, (args, proxy.max_in_flight)
+
+    # A 503 with Retry-After (DagsHub's "slow down"): half as many in flight from then on.
+    proxy.add_fault(Fault("slowdown", rate=0.05, retry_after=0, seed=3))
+    proxy.clear_log()
+    run = world.verify("-r", "dagshub", "-v", env=env)
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.remote("dagshub")["objects_missing"] == 0
+    records = proxy.requests
+    told = min(r.arrived for r in records if r.status == 503)
+    later = sorted(r.in_flight for r in records if r.arrived > told + 0.3)
+    # 90% of them: an answered request may be counted out by the proxy after its retry came in.
+    assert later and later[len(later) * 9 // 10] <= 32, later[-20:]
+    assert "asked to slow down" in run.stderr
+
+
 def test_remote_that_accepts_but_never_answers_is_unreachable_in_bounded_time(world: World) -> None:
     world.s3.set_fault(Fault("hang", seconds=60))
     started = time.monotonic()

@@ -68,7 +68,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="NAME[,NAME...]",
         help="remotes in order (default: the default remote, then the others as configured)",
     )
-    parser.add_argument("-j", "--jobs", type=_positive_int, metavar="N", help="parallel requests")
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="parallel requests per remote (default: 32 transfers, 64 checks)",
+    )
     _report_options(parser)
     loud = parser.add_mutually_exclusive_group()
     loud.add_argument("-v", "--verbose", action="store_true", help="say more")

@@ -364,7 +364,7 @@ class HttpRemote(Remote):
         return proxy
 
     async def _head(
-        self, session: Any, obj: ObjectRef, proxy: str | None
+        self, session: Any, obj: ObjectRef, proxy: str | None, throttle: Throttle | None = None
     ) -> tuple[bool, int | None]:
         """Whether the object is there (and its size); raises RemoteFailed on a remote failure."""
         url = self.path_of(obj)
@@ -380,6 +380,8 @@ class HttpRemote(Remote):
             else:
                 if 200 <= status < 300:
                     return True, size
+                if status in (429, 503) and throttle is not None:
+                    throttle.slow_down(self.spec.name)
                 found = classify_status(status, retry_after=retry_after)
                 if found is None:
                     return False, None
@@ -410,15 +412,17 @@ class HttpRemote(Remote):
         present: dict[ObjectRef, int | None] = {}
         proxy = self._proxy()
 
+        throttle = Throttle(jobs)
+
         async def go() -> None:
             async with self._session(jobs) as session:
 
                 async def one(obj: ObjectRef) -> None:
-                    there, size = await self._head(session, obj, proxy)
+                    there, size = await self._head(session, obj, proxy, throttle)
                     if there:
                         present[obj] = size
 
-                await bounded_gather(objects, one, jobs)
+                await bounded_gather(objects, one, jobs, throttle)
 
         started = time.monotonic()
         try:
@@ -491,17 +495,45 @@ def open_remote(
     return ListingRemote(repo, spec)
 
 
+class Throttle:
+    """How many requests may be in flight at a remote: ``limit`` at first, halved (down to
+    ``floor``) each time the remote says slow down (429 or 503), at most once per ``calm``
+    seconds so that one burst of refusals counts once."""
+
+    def __init__(self, limit: int, *, floor: int = 4, calm: float = 1.0) -> None:
+        self.limit = limit
+        self.floor = min(floor, limit)
+        self.calm = calm
+        self._last = -calm
+
+    def slow_down(self, remote: str) -> None:
+        now = time.monotonic()
+        if self.limit > self.floor and now - self._last >= self.calm:
+            self._last = now
+            self.limit = max(self.floor, self.limit // 2)
+            log.info("%s: asked to slow down; %d requests in flight from now", remote, self.limit)
+
+
 async def bounded_gather(
-    items: Iterable[T], work: Callable[[T], Awaitable[None]], jobs: int
+    items: Iterable[T],
+    work: Callable[[T], Awaitable[None]],
+    jobs: int,
+    throttle: Throttle | None = None,
 ) -> None:
-    """Run ``work`` on every item with at most ``jobs`` at once; the first error stops the rest."""
+    """Run ``work`` on every item with at most ``jobs`` at once (fewer once ``throttle``
+    lowers its limit); the first error stops the rest."""
     iterator = iter(items)
+    alive = max(1, jobs)
 
     async def worker() -> None:
+        nonlocal alive
         for item in iterator:
             await work(item)
+            if throttle is not None and alive > max(1, throttle.limit):
+                alive -= 1
+                return
 
-    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, jobs))]
+    tasks = [asyncio.ensure_future(worker()) for _ in range(alive)]
     try:
         await asyncio.gather(*tasks)
     finally:

@@ -73,7 +73,7 @@ def open_project(settings: Settings) -> Iterator[Project]:
                     repo,
                     spec,
                     refused_read_is_cap=host_matches(spec.netloc, creds.b2_hosts),
-                    jobs=settings.http_jobs,
+                    jobs=settings.transfer_jobs,
                 )
                 for spec in specs
             ]

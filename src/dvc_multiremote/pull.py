@@ -191,7 +191,7 @@ class _ListingOnMisses:
 
 def pull_project(project: Project, settings: Settings) -> Report:
     repo, remotes = project.repo, project.remotes
-    jobs = settings.http_jobs
+    jobs = settings.transfer_jobs
     outputs = outputs_at(repo, [None], settings.targets, strict=True)
     inventory = Inventory(outputs)
     os.makedirs(repo.tmp_dir, exist_ok=True)

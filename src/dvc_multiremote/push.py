@@ -46,7 +46,7 @@ def push_project(project: Project, settings: Settings) -> Report:
     outcomes = {remote.spec.name: PushOutcome() for remote in remotes}
 
     def push_to(remote: Remote) -> None:
-        _push_remote(remote, inventory, sources, outcomes[remote.spec.name], settings.http_jobs)
+        _push_remote(remote, inventory, sources, outcomes[remote.spec.name], settings.transfer_jobs)
 
     with ThreadPoolExecutor(max_workers=max(1, len(remotes))) as pool:
         for future in [pool.submit(push_to, remote) for remote in remotes]:

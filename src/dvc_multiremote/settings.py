@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from dvc_multiremote.errors import UsageError
 
 Command = Literal["verify", "pull", "push", "sync", "demo", "merge-reports"]
+TRANSFER_JOBS = 32  # DagsHub's own client downloads with 32 threads and warns above that
+CHECK_JOBS = 64  # a HEAD carries no body; halved whenever a remote answers 429 or 503
+
 _UNITS = {
     "b": 1,
     "kb": 1000,
@@ -174,9 +177,14 @@ class Settings(BaseModel):
         return value
 
     @property
-    def http_jobs(self) -> int:
-        """Concurrency for per-object requests (HEAD/GET)."""
-        return self.jobs or 32
+    def transfer_jobs(self) -> int:
+        """Downloads or uploads in flight per remote: ``--jobs``, else 32."""
+        return self.jobs or TRANSFER_JOBS
+
+    @property
+    def check_jobs(self) -> int:
+        """HEADs in flight per remote (no body, cheap for any server): ``--jobs``, else 64."""
+        return self.jobs or CHECK_JOBS
 
     @property
     def scope(self) -> Literal["workspace", "rev", "range", "all-commits"]:

@@ -218,7 +218,7 @@ def sync_project(project: Project, settings: Settings) -> Report:
     gate.settle(gathered.manifest_reads, tally)
     inventory = gathered.inventory
     objects = inventory.objects()
-    check_all(remotes, objects, settings.http_jobs)
+    check_all(remotes, objects, settings.check_jobs)
     copies, unavailable = plan(objects, remotes, budget, settings.prefer_source)
     if settings.shard:
         # Files split by hash; every shard finishes the manifests whose files are all there.
@@ -226,7 +226,7 @@ def sync_project(project: Project, settings: Settings) -> Report:
         copies = [c for c in copies if c.obj.is_dir or in_shard(c.obj.md5, shard)]
         unavailable = [obj for obj in unavailable if obj.is_dir or in_shard(obj.md5, shard)]
     if not settings.dry_run:
-        _execute(project, inventory, copies, budget, tally, settings.http_jobs)
+        _execute(project, inventory, copies, budget, tally, settings.transfer_jobs)
     else:
         _dry_run(copies, budget, tally)
     return _report(project, settings, objects, copies, unavailable, tally, gathered.revisions)

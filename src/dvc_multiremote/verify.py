@@ -32,7 +32,7 @@ def verify_project(project: Project, settings: Settings) -> Report:
     if settings.shard:
         inventory.shard = settings.shard
     objects = inventory.objects()
-    check_all(remotes, objects, settings.http_jobs)
+    check_all(remotes, objects, settings.check_jobs)
     return build_report(
         "verify", settings.scope, inventory, objects, remotes, project.warnings, gathered.revisions
     )

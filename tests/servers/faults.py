@@ -15,6 +15,7 @@ import http.client
 import random
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
@@ -150,6 +151,8 @@ class ProxyRecord:
     bytes_in: int
     bytes_out: int
     fault: str | None = None  # the fault that answered instead of the upstream
+    arrived: float = 0.0  # time.monotonic() when the request reached the proxy
+    in_flight: int = 0  # requests the proxy held when this one arrived, itself included
 
 
 @dataclass
@@ -164,6 +167,8 @@ class _Handler(QuietHandler):
     _upstream: http.client.HTTPConnection | None = None  # this client's upstream connection
     kind: str = "OTHER"
     plan: _Plan
+    arrived: float = 0.0
+    in_flight: int = 0
 
     def do_GET(self) -> None:
         self._handle()
@@ -179,7 +184,8 @@ class _Handler(QuietHandler):
         proxy: FaultProxy = self.server.owner
         self.kind = classify(self.command, self.path)
         self.plan = _Plan()
-        proxy.enter()
+        self.arrived = time.monotonic()
+        self.in_flight = proxy.enter()
         try:
             body = b"".join(iter_body(self.rfile, self.headers))
             self.bytes_in = len(body)
@@ -213,6 +219,8 @@ class _Handler(QuietHandler):
                 bytes_in=self.bytes_in,
                 bytes_out=self.bytes_out,
                 fault=plan.fault.name if plan.fault else None,
+                arrived=self.arrived,
+                in_flight=self.in_flight,
             )
         )
 
@@ -372,10 +380,12 @@ class FaultProxy(LoopbackServer):
                 break
         return plan
 
-    def enter(self) -> None:
+    def enter(self) -> int:
+        """Count a request in; returns how many are in flight now, itself included."""
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return self.in_flight
 
     def leave(self) -> None:
         with self._lock:
