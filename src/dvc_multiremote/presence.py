@@ -199,6 +199,11 @@ class S3Remote(Remote):
         # client: `jobs` requests beyond 10 would queue, capping a pull at 10 GETs per round trip.
         config = self.fs.fs_args.setdefault("config_kwargs", {})
         config["max_pool_connections"] = max(self.jobs, config.get("max_pool_connections") or 10)
+        # Every download is checked against its md5 (transfer.md5_matches), so botocore's CRC32
+        # of each response body, and its validation of our fixed parameters, are CPU spent per
+        # object for nothing.
+        config.setdefault("response_checksum_validation", "when_required")
+        config.setdefault("parameter_validation", False)
         bucket, key = self._bucket_key(self.odb.path)
         probe_key = self._bucket_key(self.odb.oid_to_path(_PROBE_OID))[1]
 
