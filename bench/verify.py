@@ -38,6 +38,7 @@ from common import (
     markdown_table,
     median,
     our_cli,
+    target,
     timed,
 )
 
@@ -210,7 +211,8 @@ def summary(runs: list[Measured]) -> dict[str, Any]:
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """PASS/MISS per performance target (missing one is reported, not an error)."""
+    """PASS/MISS per performance target (missing one is reported, not an error), INFO for a
+    figure without one."""
     files, requests = result["files"], result["ours"]["requests"]
     lists, gets, ratio = requests["s3"]["LIST"], requests["http"]["GET"], result["ratio"]
     found = [
@@ -218,14 +220,15 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         (f"our HTTP GETs <= {MANIFEST_GETS} (.dir manifests only)", gets, gets <= MANIFEST_GETS),
     ]
     if files >= RATIO_AT:
-        at = f"{result.get('latency_ms', 0)} ms per request"
-        found.insert(
-            0, (f"ours/DVC <= {RATIO_TARGET} ({at})", f"{ratio:.3f}", ratio <= RATIO_TARGET)
-        )
-    return [
-        {"target": name, "value": value, "status": "PASS" if ok else "MISS"}
-        for name, value, ok in found
-    ]
+        latency = result.get("latency_ms", 0)
+        if latency:
+            name = f"ours/DVC <= {RATIO_TARGET} ({latency} ms per request)"
+            found.insert(0, (name, f"{ratio:.3f}", ratio <= RATIO_TARGET))
+        else:
+            # No network: both tools wait for the two Python test servers, which burn more CPU
+            # than either client on the same cores. The target is judged with round trips.
+            found.insert(0, ("ours/DVC, loopback (no target: server-bound)", f"{ratio:.3f}", None))
+    return [target(name, value, ok) for name, value, ok in found]
 
 
 def _counts(requests: dict[str, dict[str, int]]) -> str:
