@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+
 import pytest
 from pydantic import SecretStr
 
 from dvc_multiremote.classify import classify_status
+from dvc_multiremote.concurrency import Throttle, bounded_gather
 from dvc_multiremote.credentials import host_matches, plan_grants
 from dvc_multiremote.errors import ExitCode, worst
 from dvc_multiremote.remotes import RemoteSpec
@@ -98,3 +103,60 @@ def test_timestamps_parse_exactly_as_botocore_parses_them(value: str) -> None:
     from dvc_multiremote.timestamps import parse_timestamp
 
     assert parse_timestamp(value) == botocore_parse(value)
+
+
+def _run_throttled(
+    jobs: int | Throttle, items: int, on_item: Callable[[int], None]
+) -> list[tuple[float, int]]:
+    """Run ``items`` 10 ms tasks through ``bounded_gather``: (time, how many ran) as each began."""
+    seen: list[tuple[float, int]] = []
+    running = 0
+
+    async def work(item: int) -> None:
+        nonlocal running
+        running += 1
+        seen.append((time.monotonic(), running))
+        on_item(item)
+        await asyncio.sleep(0.01)
+        running -= 1
+
+    asyncio.run(bounded_gather(range(items), work, jobs))
+    return seen
+
+
+def test_requests_in_flight_halve_when_told_to_slow_down_and_recover_after_a_calm_spell() -> None:
+    assert max(n for _, n in _run_throttled(16, 200, lambda _: None)) == 16
+    throttle = Throttle(64, calm=0.2)
+    done: list[int] = []
+    told: list[float] = []
+
+    def on_item(item: int) -> None:
+        done.append(item)
+        if item == 100:
+            told.append(time.monotonic())
+            for _ in range(10):  # one burst of refusals counts once
+                throttle.slow_down("dagshub")
+        else:
+            throttle.answered()
+
+    seen = _run_throttled(throttle, 6000, on_item)
+    assert sorted(done) == list(range(6000))  # every item once
+    assert throttle.lowest == 32
+    before = [n for t, n in seen if t < told[0]]
+    # Once the tasks already running have finished, and until a calm spell has passed:
+    after = [n for t, n in seen if told[0] + 0.05 < t < told[0] + 0.2]
+    assert max(before) == 64 and after and max(after) <= 32, (max(before), after)
+    assert throttle.limit == 64  # back up after calm spells of normal answers
+
+
+def test_throttle_never_goes_below_its_floor_or_above_the_jobs_asked_for() -> None:
+    small = Throttle(2, calm=0)
+    small.slow_down("dagshub")
+    assert small.limit == 2
+    throttle = Throttle(64, calm=0)
+    for _ in range(10):
+        throttle.slow_down("dagshub")
+    assert throttle.limit == 4
+    for _ in range(100):
+        throttle.answered()
+    assert throttle.limit == 64

@@ -301,9 +301,10 @@ def test_dagshub_checks_run_64_at_once_and_halve_when_told_to_slow_down(
     assert run.remote("dagshub")["objects_missing"] == 0
     records = proxy.requests
     told = min(r.arrived for r in records if r.status == 503)
-    later = sorted(r.in_flight for r in records if r.arrived > told + 0.3)
-    # 90% of them: an answered request may be counted out by the proxy after its retry came in.
-    assert later and later[len(later) * 9 // 10] <= 32, later[-20:]
+    later = sorted(r.in_flight for r in records if r.arrived > told + 0.5)
+    # 90% of them, +2: the proxy counts a request out after answering it, so a retry (or the
+    # next HEAD) of the same worker may come in before it has.
+    assert later and later[len(later) * 9 // 10] <= 32 + 2, later[-20:]
     assert "asked to slow down" in run.stderr
 
 

@@ -208,10 +208,14 @@ def expand(inventory: Inventory, load: ManifestLoader) -> None:
             inventory.contents[out.obj] = load(out.obj)
 
 
+def _is_address_of(data: bytes, obj: ObjectRef) -> bool:
+    return hashlib.md5(data).hexdigest() + ".dir" == obj.md5  # noqa: S324 - DVC's content address
+
+
 def _keep_copy(data: bytes, obj: ObjectRef, keep: Path) -> None:
     """Save a manifest read from a remote (if its bytes are what its address says), atomically:
     a sync then copies it from here instead of downloading it a second time."""
-    if hashlib.md5(data).hexdigest() + ".dir" != obj.md5:  # noqa: S324 - DVC's content address
+    if not _is_address_of(data, obj):
         return
     keep.parent.mkdir(parents=True, exist_ok=True)
     partial = keep.with_name(keep.name + f".{os.getpid()}.part")
@@ -224,19 +228,27 @@ _BETWEEN = re.compile(r"[\s,]*")
 
 
 def read_manifest(
-    odb: Any, obj: ObjectRef, keep: Path | None = None, sizes: list[int] | None = None
+    odb: Any,
+    obj: ObjectRef,
+    keep: Path | None = None,
+    sizes: list[int] | None = None,
+    *,
+    check: bool = False,
 ) -> list[DirEntry]:
     """A directory's entries from its ``.dir`` manifest in ``odb`` (local cache or a remote).
 
     The manifest is DVC's JSON list of ``{"md5", "relpath"}``. It is decoded one entry at a time
     rather than through ``dvc_data``'s Tree: for a million files that keeps the peak memory to
     our own compact entries instead of the raw list plus a Tree of Meta and HashInfo objects.
-    Raises FileNotFoundError when absent and ValueError when it is not a manifest.
+    Raises FileNotFoundError when absent and ValueError when it is not a manifest, or (with
+    ``check``, for DVC 3 objects) when its bytes are not what its address says.
     """
     with odb.fs.open(odb.oid_to_path(obj.md5), "rb") as fobj:
         data = fobj.read()
     if sizes is not None:
         sizes.append(len(data))  # what the read cost, parsed or not
+    if check and not obj.legacy and not _is_address_of(data, obj):
+        raise ValueError(f"{obj.md5} does not match its content")
     if keep is not None:
         _keep_copy(data, obj, keep)
     text = data.decode("utf-8")

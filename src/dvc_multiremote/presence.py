@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dvc_multiremote.classify import Failure, State, classify_exception, classify_status
+from dvc_multiremote.concurrency import Throttle, bounded_gather
 from dvc_multiremote.inventory import DirEntry, ObjectRef, read_manifest
 from dvc_multiremote.remotes import RemoteSpec
 from dvc_multiremote.timestamps import use_fast_timestamps
@@ -131,7 +132,7 @@ class Remote:
             return None
         self.status.requests["GET"] += 1
         try:
-            entries = read_manifest(self.odb_for(obj), obj, keep, sizes)
+            entries = read_manifest(self.odb_for(obj), obj, keep, sizes, check=True)
         except FileNotFoundError:
             return None
         except Exception as exc:  # noqa: BLE001 - classified, then the next source is tried
@@ -383,10 +384,13 @@ class HttpRemote(Remote):
                 failure = classify_exception(exc)
                 failure = Failure(failure.state, failure.detail, transient=failure.state == "error")
             else:
+                if status in (429, 503):
+                    if throttle is not None:
+                        throttle.slow_down(self.spec.name)
+                elif throttle is not None:
+                    throttle.answered()
                 if 200 <= status < 300:
                     return True, size
-                if status in (429, 503) and throttle is not None:
-                    throttle.slow_down(self.spec.name)
                 found = classify_status(status, retry_after=retry_after)
                 if found is None:
                     return False, None
@@ -416,7 +420,6 @@ class HttpRemote(Remote):
     def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
         present: dict[ObjectRef, int | None] = {}
         proxy = self._proxy()
-
         throttle = Throttle(jobs)
 
         async def go() -> None:
@@ -427,7 +430,7 @@ class HttpRemote(Remote):
                     if there:
                         present[obj] = size
 
-                await bounded_gather(objects, one, jobs, throttle)
+                await bounded_gather(objects, one, throttle)
 
         started = time.monotonic()
         try:
@@ -498,52 +501,6 @@ def open_remote(
     if spec.kind == "http":
         return HttpRemote(repo, spec)
     return ListingRemote(repo, spec)
-
-
-class Throttle:
-    """How many requests may be in flight at a remote: ``limit`` at first, halved (down to
-    ``floor``) each time the remote says slow down (429 or 503), at most once per ``calm``
-    seconds so that one burst of refusals counts once."""
-
-    def __init__(self, limit: int, *, floor: int = 4, calm: float = 1.0) -> None:
-        self.limit = limit
-        self.floor = min(floor, limit)
-        self.calm = calm
-        self._last = -calm
-
-    def slow_down(self, remote: str) -> None:
-        now = time.monotonic()
-        if self.limit > self.floor and now - self._last >= self.calm:
-            self._last = now
-            self.limit = max(self.floor, self.limit // 2)
-            log.info("%s: asked to slow down; %d requests in flight from now", remote, self.limit)
-
-
-async def bounded_gather(
-    items: Iterable[T],
-    work: Callable[[T], Awaitable[None]],
-    jobs: int,
-    throttle: Throttle | None = None,
-) -> None:
-    """Run ``work`` on every item with at most ``jobs`` at once (fewer once ``throttle``
-    lowers its limit); the first error stops the rest."""
-    iterator = iter(items)
-    alive = max(1, jobs)
-
-    async def worker() -> None:
-        nonlocal alive
-        for item in iterator:
-            await work(item)
-            if throttle is not None and alive > max(1, throttle.limit):
-                alive -= 1
-                return
-
-    tasks = [asyncio.ensure_future(worker()) for _ in range(alive)]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 def _retry_after(value: str | None) -> float | None:

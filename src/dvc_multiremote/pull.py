@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dvc_multiremote.concurrency import bounded_gather
 from dvc_multiremote.errors import ExitCode
 from dvc_multiremote.inventory import Inventory, ObjectRef, expand, outputs_at
-from dvc_multiremote.presence import Remote, RemoteFailed, bounded_gather
+from dvc_multiremote.presence import Remote, RemoteFailed
 from dvc_multiremote.project import Project, open_project
 from dvc_multiremote.report import MissingObject, OutputReport, RemoteReport, Report
 from dvc_multiremote.scope import load_from_cache, local_cache_path

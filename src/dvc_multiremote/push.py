@@ -46,7 +46,7 @@ def push_project(project: Project, settings: Settings) -> Report:
     outcomes = {remote.spec.name: PushOutcome() for remote in remotes}
 
     def push_to(remote: Remote) -> None:
-        _push_remote(remote, inventory, sources, outcomes[remote.spec.name], settings.transfer_jobs)
+        _push_remote(remote, inventory, sources, outcomes[remote.spec.name], settings)
 
     with ThreadPoolExecutor(max_workers=max(1, len(remotes))) as pool:
         for future in [pool.submit(push_to, remote) for remote in remotes]:
@@ -59,11 +59,11 @@ def _push_remote(
     inventory: Inventory,
     sources: dict[ObjectRef, Path],
     outcome: PushOutcome,
-    jobs: int,
+    settings: Settings,
 ) -> None:
     if not remote.ensure_probed():
         return
-    remote.check(sources, jobs)
+    remote.check(sources, settings.check_jobs)
     if not remote.status.usable:
         return
     present = set(remote.status.present or {})
@@ -83,7 +83,7 @@ def _push_remote(
             present.add(obj)
 
     files = [obj for obj in sources if not obj.is_dir and obj not in present]
-    run_parallel(files, one, jobs)
+    run_parallel(files, one, settings.transfer_jobs)
     # A manifest goes up only once every file it lists is there: DVC trusts a manifest.
     manifests = []
     for out in inventory.outputs:
@@ -94,7 +94,7 @@ def _push_remote(
             manifests.append(out.obj)
         else:
             outcome.failed.add(out.obj)
-    run_parallel(dict.fromkeys(manifests), one, jobs)
+    run_parallel(dict.fromkeys(manifests), one, settings.transfer_jobs)
 
 
 def _report(

@@ -1,0 +1,81 @@
+"""Many requests at once on one event loop, as many as a remote will take."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+GATE_POLL = 0.02  # seconds a worker waits before looking again at a lowered limit
+
+
+class Throttle:
+    """How many requests may be in flight at a remote, the way TCP paces a connection: ``jobs``
+    at first; halved (not below ``floor``) when the remote says slow down (429 or 503), at most
+    once per ``calm`` seconds so that one burst of refusals counts once; raised by a quarter
+    again (up to ``jobs``) after each ``calm`` seconds of normal answers."""
+
+    def __init__(self, jobs: int, *, floor: int = 4, calm: float = 1.0) -> None:
+        self.jobs = max(1, jobs)
+        self.limit = self.jobs
+        self.floor = min(floor, self.jobs)
+        self.calm = calm
+        self.lowest = self.jobs  # the least it came down to, for the log
+        self._last = -calm  # when the limit last changed, or a refusal came
+
+    def slow_down(self, remote: str) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.calm and self.limit > self.floor:
+            self.limit = max(self.floor, self.limit // 2)
+            self.lowest = min(self.lowest, self.limit)
+            log.info("%s: asked to slow down; at most %d requests in flight", remote, self.limit)
+        self._last = now
+
+    def answered(self) -> None:
+        """A normal answer: after a calm spell, a few more requests may go at once."""
+        if self.limit < self.jobs:
+            now = time.monotonic()
+            if now - self._last >= self.calm:
+                self.limit = min(self.jobs, self.limit + max(1, self.limit // 4))
+                self._last = now
+
+
+async def bounded_gather(
+    items: Iterable[T], work: Callable[[T], Awaitable[None]], jobs: int | Throttle
+) -> None:
+    """Run ``work`` on every item, at most ``jobs`` at once (or a throttle's limit at the
+    time); the first error stops the rest."""
+    throttle: Throttle | None = None
+    if isinstance(jobs, Throttle):
+        throttle, workers = jobs, jobs.jobs
+    else:
+        workers = max(1, jobs)
+    iterator = iter(items)
+    active = 0
+
+    async def worker() -> None:
+        nonlocal active
+        while True:
+            while throttle is not None and active >= throttle.limit:
+                await asyncio.sleep(GATE_POLL)
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            active += 1
+            try:
+                await work(item)
+            finally:
+                active -= 1
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
