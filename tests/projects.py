@@ -79,6 +79,12 @@ class Project:
         for number in range(files):
             (folder / f"f{number:04d}.bin").write_bytes(rng.randbytes(rng.randint(*size)))
 
+    def add_dir(self, rel: str, files: int, *, seed: int = 1) -> str:
+        """A new directory of ``files`` files, ``dvc add``ed and committed; the commit."""
+        self.write_dir(rel, files, seed=seed)
+        self.dvc_add(rel)
+        return self.commit(f"Add {rel}")
+
     def write_file(self, rel: str, size: int, *, seed: int = 2) -> None:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)

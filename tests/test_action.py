@@ -294,9 +294,7 @@ def world(tmp_path: Path, moto: MotoS3, s3_bucket: str, fault_proxy) -> Iterator
     project.seed_s3(client, s3_bucket, PREFIX, "data/images.dvc", "data/model.bin.dvc")
     project.seed_dir(dagshub.root, "data/images.dvc", "data/model.bin.dvc")
     project.git("checkout", "-q", "-b", "feature")
-    project.write_dir("data/labels", LABELS, seed=3)
-    project.dvc_add("data/labels")
-    head = project.commit("Add labels")
+    head = project.add_dir("data/labels", LABELS, seed=3)
     project.seed_s3(client, s3_bucket, PREFIX, "data/labels.dvc")
     # Someone else's comment on the PR, which the Action must leave alone.
     github.add_comment("octo", "data", PR, "Looks good to me", "reviewer")

@@ -130,9 +130,7 @@ def test_primary_slowdown_on_a_fifth_of_requests_still_completes(world: World) -
 
 def test_push_with_one_remote_down_then_up(world: World, dead_url: str) -> None:
     project = world.project
-    project.write_dir("data/more", 12, seed=21)
-    project.dvc_add("data/more")
-    project.commit("More data")
+    project.add_dir("data/more", 12, seed=21)
     new = {rel for rel in project.objects("data/more.dvc")}
     good_endpoint = world.s3.base_url
     project.add_remote(
@@ -242,9 +240,7 @@ def test_primary_that_goes_silent_midway_is_dropped_after_the_deadline(world: Wo
 
 def test_a_primary_is_listed_only_once_it_turns_out_to_lack_objects(world: World) -> None:
     project = world.project
-    project.write_dir("data/more", 150)
-    project.dvc_add("data/more")
-    project.commit("Add more data")
+    project.add_dir("data/more", 150)
     project.seed_dir(world.dagshub.root, "data/more.dvc")
     client = s3_client(world.moto.endpoint_url)
 
@@ -276,9 +272,7 @@ def test_pull_keeps_as_many_downloads_in_flight_as_jobs_allows(world: World) -> 
     # Over a real network each GET waits a round trip: botocore's default pool of 10
     # connections would cap a pull at 10 objects per round trip, whatever --jobs says.
     project = world.project
-    project.write_dir("data/more", 150)
-    project.dvc_add("data/more")
-    project.commit("Add more data")
+    project.add_dir("data/more", 150)
     project.seed_s3(s3_client(world.moto.endpoint_url), world.bucket, PREFIX, "data/more.dvc")
     world.s3.set_fault(Fault("delay", seconds=0.1, only=("GET",)))
     for jobs, at_least, at_most in (("32", 20, 32), ("4", 1, 4)):

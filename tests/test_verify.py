@@ -278,9 +278,7 @@ def test_dagshub_checks_run_64_at_once_and_halve_when_told_to_slow_down(
     # Over a real network every HEAD waits a round trip, and DagsHub cannot list: how many are
     # in flight sets the pace (`dvc status -c` keeps 4 x CPU count).
     project = world.project
-    project.write_dir("data/more", 400)
-    project.dvc_add("data/more")
-    project.commit("Add more data")
+    project.add_dir("data/more", 400)
     project.seed_dir(world.dagshub.root, "data/more.dvc")
     proxy = fault_proxy(world.dagshub.base_url)
     world.project.add_remote("dagshub", proxy.base_url + "/owner/repo.dvc")
@@ -306,6 +304,25 @@ def test_dagshub_checks_run_64_at_once_and_halve_when_told_to_slow_down(
     # next HEAD) of the same worker may come in before it has.
     assert later and later[len(later) * 9 // 10] <= 32 + 2, later[-20:]
     assert "asked to slow down" in run.stderr
+
+
+def test_a_manifest_whose_bytes_are_not_its_address_is_read_from_the_next_remote(
+    world: World,
+) -> None:
+    # A .dir's md5 is its address: a tampered or truncated copy on B2 (here listing 30 of the 40
+    # files) must not shrink the directory when a fresh runner has no manifest in its cache.
+    manifest = next(rel for rel in world.project.objects("data/images.dvc") if rel.endswith(".dir"))
+    entries = json.loads(
+        world.project.cache_path(manifest.split("/", 2)[2].replace("/", "")).read_text()
+    )
+    s3_client(world.moto.endpoint_url).put_object(
+        Bucket=world.bucket, Key=f"{PREFIX}/{manifest}", Body=json.dumps(entries[:30]).encode()
+    )
+    run = world.run_in(world.clone(), "verify")
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.report is not None
+    assert run.report["totals"]["objects"] == FILES + 2
+    assert run.remote("dagshub")["requests"]["GET"] >= 1  # the manifest came from DagsHub
 
 
 def test_remote_that_accepts_but_never_answers_is_unreachable_in_bounded_time(world: World) -> None:

@@ -25,8 +25,15 @@ class Throttle:
         self.limit = self.jobs
         self.floor = min(floor, self.jobs)
         self.calm = calm
-        self.lowest = self.jobs  # the least it came down to, for the log
+        self.lowest = self.jobs  # the least it came down to
         self._last = -calm  # when the limit last changed, or a refusal came
+
+    def heard(self, status: int, remote: str) -> None:
+        """An HTTP answer from ``remote``: 429 and 503 mean slow down, anything else is normal."""
+        if status in (429, 503):
+            self.slow_down(remote)
+        else:
+            self.answered()
 
     def slow_down(self, remote: str) -> None:
         now = time.monotonic()

@@ -384,11 +384,8 @@ class HttpRemote(Remote):
                 failure = classify_exception(exc)
                 failure = Failure(failure.state, failure.detail, transient=failure.state == "error")
             else:
-                if status in (429, 503):
-                    if throttle is not None:
-                        throttle.slow_down(self.spec.name)
-                elif throttle is not None:
-                    throttle.answered()
+                if throttle is not None:
+                    throttle.heard(status, self.spec.name)
                 if 200 <= status < 300:
                     return True, size
                 found = classify_status(status, retry_after=retry_after)
@@ -442,11 +439,13 @@ class HttpRemote(Remote):
             return
         self.status.present = present
         log.debug(
-            "%s: %d HEAD found %d objects in %.2f s",
+            "%s: %d HEAD found %d objects in %.2f s (at most %d at once, %d at the least)",
             self.spec.name,
             self.status.requests["HEAD"],
             len(present),
             time.monotonic() - started,
+            throttle.jobs,
+            throttle.lowest,
         )
 
 
