@@ -40,8 +40,9 @@ class S3Only(DomainDispatcherApplication):
     """moto's server app, answering every request with moto's S3 app.
 
     moto's own dispatcher picks a service per request: under one lock it lists moto's package
-    directory (200 stat calls) and tries 200 URL patterns, ~4 ms of CPU per request, so a
-    busy moto server spends most of its time choosing S3. B2 has no such cost."""
+    directory (200 stat calls) and tries 200 URL patterns, ~2 ms of CPU per request (a GET
+    took 4.9 ms of server CPU with it, 2.9 ms without), so every client waits on that lock.
+    B2 has no such cost."""
 
     def get_application(self, environ: dict[str, Any]) -> Flask:
         with self.lock:
