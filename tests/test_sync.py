@@ -146,6 +146,22 @@ def test_budget_is_never_exceeded_and_uncapped_remote_serves_first(world: World)
     assert len(skipped) + len(got_from_s3) == len(only_on_s3)
 
 
+def test_the_largest_file_is_copied_first(world: World) -> None:
+    # A big file started last would run on alone after all the small ones: it goes first.
+    model = next(iter(world.project.objects("data/model.bin.dvc")))
+    for rel in [*_file_objects(world), model]:
+        world.dagshub.delete(rel)
+    world.s3.clear_log()
+    run = world.run("sync", "-j", "2")
+    assert run.code == 0, run.stderr + run.stdout
+    gets = sorted(
+        (r for r in world.s3.requests if r.kind == "GET" and r.status == 200),
+        key=lambda r: r.arrived,
+    )
+    assert len(gets) == FILES + 1
+    assert any(r.path.endswith(model) for r in gets[:2]), [r.path for r in gets[:3]]
+
+
 def test_dry_run_changes_nothing_and_plans_what_a_real_run_copies(world: World) -> None:
     for rel in _file_objects(world)[:6]:
         world.dagshub.delete(rel)

@@ -245,6 +245,10 @@ def _execute(
     workdir = Path(tempfile.mkdtemp(prefix="dvc-multiremote-sync-", dir=project.repo.tmp_dir))
     try:
         files = [copy for copy in copies if not copy.obj.is_dir]
+        if not budget.limits:
+            # Largest first: a big file started last would run on alone after all the rest.
+            # (Under a --budget the plan's order stands, so the budget goes as planned.)
+            files.sort(key=lambda copy: -(copy.size or 0))
         run_parallel(files, lambda copy: _copy(copy, by_name, budget, tally, workdir), jobs)
         manifests = []
         for copy in (c for c in copies if c.obj.is_dir):
