@@ -125,7 +125,8 @@ def plan(
     budget: Budget,
     prefer: list[str] | None,
 ) -> tuple[list[Copy], list[ObjectRef]]:
-    """Copies to make (files first, manifests last) and the objects no usable remote holds."""
+    """Copies to make (files first, largest first without a budget; manifests last) and the
+    objects no usable remote holds."""
     usable = [remote for remote in remotes if remote.status.present is not None]
     order = source_order(usable, budget, prefer)
     by_name = {remote.spec.name: remote for remote in usable}
@@ -143,7 +144,10 @@ def plan(
         # Within budget first, then the preference order: capped bandwidth is spent last.
         holders.sort(key=lambda name: (not budget.fits(name, size), order.index(name)))
         copies.append(Copy(obj, path, size, lacking, holders))
-    copies.sort(key=lambda copy: (copy.obj.is_dir, copy.path))
+    # Files before manifests. Without a budget, largest first: a big file started last would
+    # run on alone after all the rest. Under a budget, path order, so the budget goes as planned.
+    largest_first = not budget.limits
+    copies.sort(key=lambda c: (c.obj.is_dir, -(c.size or 0) if largest_first else 0, c.path))
     return copies, unavailable
 
 
@@ -245,10 +249,6 @@ def _execute(
     workdir = Path(tempfile.mkdtemp(prefix="dvc-multiremote-sync-", dir=project.repo.tmp_dir))
     try:
         files = [copy for copy in copies if not copy.obj.is_dir]
-        if not budget.limits:
-            # Largest first: a big file started last would run on alone after all the rest.
-            # (Under a --budget the plan's order stands, so the budget goes as planned.)
-            files.sort(key=lambda copy: -(copy.size or 0))
         run_parallel(files, lambda copy: _copy(copy, by_name, budget, tally, workdir), jobs)
         manifests = []
         for copy in (c for c in copies if c.obj.is_dir):
