@@ -30,6 +30,6 @@ RUN pip install --require-hashes --no-deps -r /action/requirements/action.txt \
 
 COPY src /action/src
 COPY entrypoint /action/entrypoint
-RUN python -c "import dvc_multiremote.action"
+RUN python -c "import dvc_multiremote.action.main"
 
 ENTRYPOINT ["/opt/venv/bin/python", "/action/entrypoint/main.py"]

@@ -3,7 +3,7 @@
 
 import sys
 
-from dvc_multiremote.action import main
+from dvc_multiremote.action.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

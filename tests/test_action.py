@@ -455,13 +455,20 @@ def test_pr_that_adds_a_remote_gets_it_no_credentials(world: PrWorld) -> None:
 
 
 # --- scenario 6 -------------------------------------------------------------------------------
-def test_fork_pr_without_secrets_checks_what_it_can(world: PrWorld) -> None:
+FORK_SECRETS = {"DAGSHUB_TOKEN": "", "B2_APPLICATION_KEY_ID": "", "B2_APPLICATION_KEY": ""}
+
+
+def _fork_world(world: PrWorld) -> dict[str, Any]:
+    """A pull request from a fork: GitHub sets the secret variables, empty."""
     world.dagshub.require_auth = False  # a public DagsHub repository reads without a token
     world.b2.set_fault(Fault("unauthorized"))  # B2 answers nothing without keys
     world.github.forbid_writes = True  # a fork's token is read-only
-    event = world.event(head_repo="stranger/data")
-    empty = {"DAGSHUB_TOKEN": "", "B2_APPLICATION_KEY_ID": "", "B2_APPLICATION_KEY": ""}
-    step = world.step(event=event, env=empty)
+    return world.event(head_repo="stranger/data")
+
+
+def test_fork_pr_without_secrets_checks_what_it_can(world: PrWorld) -> None:
+    event = _fork_world(world)
+    step = world.step(event=event, env=FORK_SECRETS)
     _no_traceback(step)
     assert step.code == 1, step.stdout + step.stderr  # dagshub was checked: it lacks the labels
     states = {r["name"]: r["state"] for r in step.report["remotes"]}
@@ -473,12 +480,33 @@ def test_fork_pr_without_secrets_checks_what_it_can(world: PrWorld) -> None:
         w.properties.get("title") == "No secrets on a pull request from a fork"
         for w in step.annotations("warning")
     )
+    # Scenario 2 of issue 13: the step succeeds on what could be checked, but its outputs,
+    # its report and its title say that backblaze was not checked.
     world.push_labels_to_dagshub()
-    again = world.step(event=event, env=empty)
+    again = world.step(event=event, env=FORK_SECRETS)
     assert again.code == 0, again.stdout  # what could be checked is complete
-    assert again.outputs["ok"] == "false"  # but not everything was checked
-    assert again.outputs["exit-code"] == "0"
-    assert "✅ all checked data in place" in again.summary
+    assert again.outputs["ok"] == "false"
+    assert again.outputs["exit-code"] == "3"
+    assert again.report["exit_code"] == 3 and again.report["ok"] is False
+    assert "⚠️ not checked: backblaze, credentials refused" in again.summary
+    assert "✅" not in again.summary.splitlines()[0]
+    assert "all data in place" not in again.summary
+
+
+@pytest.mark.parametrize("command", ["push", "sync"])
+def test_fork_pr_push_and_sync_fail_the_step_saying_why(world: PrWorld, command: str) -> None:
+    event = _fork_world(world)
+    step = world.step({"command": command}, event=event, env=FORK_SECRETS)
+    _no_traceback(step)
+    assert step.code == 3, step.stdout + step.stderr
+    assert step.outputs["exit-code"] == "3"
+    assert step.outputs["ok"] == "false"
+    assert "✅" not in step.summary
+    errors = step.annotations("error")
+    assert len(errors) == 1
+    assert "fork" in errors[0].message and "no secrets" in errors[0].message
+    assert f"`{command}`" in errors[0].message
+    assert not any(r.method in ("POST", "PUT") for r in world.dagshub.requests)
 
 
 # --- scenario 7 -------------------------------------------------------------------------------
@@ -650,8 +678,8 @@ def test_files_written_into_the_workspace_go_back_to_the_checkout_owner(world: P
 
 # --- pure pieces ---------------------------------------------------------------------------------
 def test_input_defaults_come_from_action_yml(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dvc_multiremote.action import ActionOutputs
-    from dvc_multiremote.action_inputs import ActionInputs, input_name
+    from dvc_multiremote.action.inputs import ActionInputs, input_name
+    from dvc_multiremote.action.publish import ActionOutputs
 
     spec = action_spec()
     assert set(spec["inputs"]) == {input_name(name) for name in ActionInputs.model_fields}
@@ -673,7 +701,7 @@ def test_input_defaults_come_from_action_yml(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_comment_marker_and_body_limit() -> None:
-    from dvc_multiremote.github_comment import MAX_BODY, CommentMarker, fit_body
+    from dvc_multiremote.action.comment import MAX_BODY, CommentMarker, fit_body
 
     marker = CommentMarker("verify")
     assert marker.render() == "<!-- dvc-multiremote:verify -->"
@@ -693,7 +721,7 @@ def test_comment_marker_and_body_limit() -> None:
 
 
 def test_annotations_are_escaped_and_capped(capsys: pytest.CaptureFixture[str]) -> None:
-    from dvc_multiremote.runner import MAX_ANNOTATIONS, Annotation, annotate_all
+    from dvc_multiremote.action.runner import MAX_ANNOTATIONS, Annotation, annotate_all
 
     one = Annotation("error", "50% done\nnext: line", "Missing on a,b", "dir/x.dvc", 3)
     assert (

@@ -9,11 +9,11 @@ from collections.abc import Callable
 import pytest
 from pydantic import SecretStr
 
-from dvc_multiremote.classify import classify_status
-from dvc_multiremote.concurrency import Throttle, bounded_gather
 from dvc_multiremote.credentials import host_matches, plan_grants
 from dvc_multiremote.errors import ExitCode, worst
-from dvc_multiremote.remotes import RemoteSpec
+from dvc_multiremote.remotes.classify import classify_status
+from dvc_multiremote.remotes.concurrency import Throttle, bounded_gather
+from dvc_multiremote.remotes.spec import RemoteSpec
 from dvc_multiremote.settings import Credentials
 
 
@@ -100,7 +100,7 @@ def test_exit_code_precedence() -> None:
 def test_timestamps_parse_exactly_as_botocore_parses_them(value: str) -> None:
     from botocore.utils import parse_timestamp as botocore_parse
 
-    from dvc_multiremote.timestamps import parse_timestamp
+    from dvc_multiremote.remotes.timestamps import parse_timestamp
 
     assert parse_timestamp(value) == botocore_parse(value)
 

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import NoReturn
 
 from pydantic import ValidationError
@@ -17,9 +13,12 @@ from pydantic import ValidationError
 from dvc_multiremote import __version__
 from dvc_multiremote.commands import run_command
 from dvc_multiremote.errors import ExitCode, MultiremoteError, UsageError
+from dvc_multiremote.logs import configure_logging
 from dvc_multiremote.redact import Redactor
 from dvc_multiremote.report import Report
 from dvc_multiremote.settings import Credentials, Settings
+from dvc_multiremote.signals import sigterm_raises
+from dvc_multiremote.verdict import Verdict, judge
 
 PROG = "dvc-multiremote"
 
@@ -165,65 +164,39 @@ def parse_settings(argv: Sequence[str]) -> Settings:
         raise UsageError(f"{name}: {first['msg']}.") from None
 
 
-class _RedactingFormatter(logging.Formatter):
-    def __init__(self, redactor: Redactor, timed: bool = False) -> None:
-        # With -v, each line says when it happened (ms since start): where the time goes.
-        when = "%(relativeCreated)7.0fms " if timed else ""
-        super().__init__(when + "%(levelname)s: %(name)s: %(message)s")
-        self.redactor = redactor
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self.redactor(super().format(record))
-
-
-def _configure_logging(settings: Settings | None, redactor: Redactor) -> None:
-    """Our own debug lines with -v; libraries only when they warn. Secrets masked either way."""
-    verbose = settings is not None and settings.verbose
-    quiet = settings is not None and settings.quiet
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter(redactor, timed=verbose))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.ERROR if quiet else logging.WARNING)
-    ours = logging.getLogger("dvc_multiremote")
-    ours.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
-    if not verbose:
-        # DVC logs for its own CLI; we report through our results instead.
-        handler.addFilter(lambda record: record.name.startswith("dvc_multiremote"))
-
-
-def emit(report: Report, settings: Settings, redactor: Redactor) -> None:
+def emit(report: Report, verdict: Verdict, settings: Settings, redactor: Redactor) -> None:
     """Print the report and write the files asked for, with every secret value removed."""
     from dvc_multiremote.render import to_markdown, to_text
 
     if settings.json_path:
         settings.json_path.parent.mkdir(parents=True, exist_ok=True)
-        settings.json_path.write_text(redactor.json(report.to_dict()), encoding="utf-8")
+        settings.json_path.write_text(redactor.json(report.to_dict(verdict)), encoding="utf-8")
     if settings.markdown_path:
         settings.markdown_path.parent.mkdir(parents=True, exist_ok=True)
-        settings.markdown_path.write_text(redactor(to_markdown(report)), encoding="utf-8")
+        settings.markdown_path.write_text(redactor(to_markdown(report, verdict)), encoding="utf-8")
     if not settings.quiet and report.command != "demo":
-        sys.stdout.write(redactor(to_text(report, verbose=settings.verbose)))
-
-
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+        sys.stdout.write(redactor(to_text(report, verdict, verbose=settings.verbose)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    with sigterm_raises():
+        return _main(sys.argv[1:] if argv is None else argv)
+
+
+def _main(argv: Sequence[str]) -> int:
     redactor = Redactor.from_credentials(None)
     settings: Settings | None = None
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM (a cancelled workflow) unwinds like Ctrl-C, so every cleanup runs.
-        signal.signal(signal.SIGTERM, _terminate)
     try:
         redactor = Redactor.from_credentials(Credentials())
-        settings = parse_settings(sys.argv[1:] if argv is None else argv)
-        _configure_logging(settings, redactor)
+        settings = parse_settings(argv)
+        configure_logging(
+            redactor, verbose=settings.verbose, quiet=settings.quiet, timed=settings.verbose
+        )
         report = run_command(settings)
-        emit(report, settings, redactor)
-        return report.exit_code
+        verdict = judge(report)
+        emit(report, verdict, settings, redactor)
+        return int(verdict.code)
     except MultiremoteError as exc:
         sys.stderr.write(redactor(f"{PROG}: error: {exc.render()}\n"))
         return int(exc.exit_code)

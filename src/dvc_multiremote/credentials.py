@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from types import FrameType
 
 from pydantic import SecretStr
 
-from dvc_multiremote.remotes import RemoteSpec
+from dvc_multiremote.remotes.spec import RemoteSpec
 from dvc_multiremote.settings import Credentials, remote_env_key
+from dvc_multiremote.signals import sigterm_ignored, sigterm_raises
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +114,7 @@ def ephemeral_config_local(dvc_dir: Path, grants: list[Grant]) -> Iterator[None]
     path = dvc_dir / "config.local"
     before = path.read_bytes() if path.exists() else None
     mode = path.stat().st_mode & 0o777 if before is not None else None
-    with _signals_raise():
+    with sigterm_raises():
         try:
             _write_grants(dvc_dir, grants)
             yield
@@ -142,10 +140,7 @@ def _write_grants(dvc_dir: Path, grants: list[Grant]) -> None:
 
 
 def _restore(path: Path, before: bytes | None, mode: int | None) -> None:
-    previous = signal.getsignal(signal.SIGTERM) if _in_main_thread() else None
-    if previous is not None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
+    with sigterm_ignored():
         if before is None:
             path.unlink(missing_ok=True)
         else:
@@ -153,27 +148,3 @@ def _restore(path: Path, before: bytes | None, mode: int | None) -> None:
             tmp.write_bytes(before)
             os.chmod(tmp, mode if mode is not None else 0o600)
             os.replace(tmp, path)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-@contextmanager
-def _signals_raise() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so that ``finally`` blocks run."""
-    if not _in_main_thread():
-        yield
-        return
-
-    def _terminate(signum: int, _frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

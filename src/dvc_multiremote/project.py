@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from dvc_multiremote.credentials import ephemeral_config_local, host_matches, plan_grants
 from dvc_multiremote.errors import UsageError
-from dvc_multiremote.presence import Remote, open_remote
-from dvc_multiremote.remotes import RemoteSpec, select_remotes
+from dvc_multiremote.remotes import Remote, open_remote
+from dvc_multiremote.remotes.spec import RemoteSpec, select_remotes
 from dvc_multiremote.settings import Settings
 
 if TYPE_CHECKING:

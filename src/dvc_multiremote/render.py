@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dvc_multiremote.report import MissingObject, RemoteReport, Report
+from dvc_multiremote.report import (
+    MissingObject,
+    PullReport,
+    PushReport,
+    RemoteReport,
+    Report,
+    SyncReport,
+)
+from dvc_multiremote.verdict import Verdict
 
 MAX_ROWS = 50
 _STATE_LABEL = {
@@ -32,60 +40,78 @@ def _count(value: int | None) -> str:
     return "—" if value is None else f"{value:,}"
 
 
-def _broken(report: Report) -> list[RemoteReport]:
-    return [r for r in report.remotes if r.state not in ("ok", "missing")]
+def _not_checked(verdict: Verdict, verb: str = "check") -> str:
+    """``could not check dagshub: credentials refused`` for every remote that could not be used."""
+    return f"could not {verb} " + "; ".join(f"{u.remote}: {u.why}" for u in verdict.unusable)
+
+
+def _unknown(report: Report) -> str:
+    return f"{len(report.unknown_outputs)} output(s) have files that are unknown (no readable manifest)"
 
 
 # --- one sentence per command -------------------------------------------------------------
-def _verify_headline(report: Report) -> str:
+def _verify_headline(report: Report, verdict: Verdict) -> str:
     total = report.totals.get("objects", 0)
     gaps = {r.name: r.objects_missing for r in report.remotes if r.objects_missing}
-    unknown = [o.path for o in report.outputs if o.reason]
-    broken = _broken(report)
-    if not broken and not gaps and not report.missing and not unknown:
+    unknown = report.unknown_outputs
+    if verdict.everything_checked and not gaps and not report.missing and not unknown:
         names = ", ".join(r.name for r in report.remotes)
         return f"All {total:,} objects are on every remote ({names})."
     parts = [f"{name} lacks {count:,} of {total:,} objects" for name, count in gaps.items()]
     if unknown:
         parts.append(f"{len(unknown)} output(s) have no manifest anywhere")
-    if broken:
-        parts.append("could not check " + ", ".join(r.name for r in broken))
+    if not verdict.everything_checked:
+        parts.append(_not_checked(verdict))
+    if not parts or (not gaps and not unknown):
+        parts.insert(0, f"The remotes that were checked hold all {total:,} objects")
     return "; ".join(parts) + "."
 
 
-def _pull_headline(report: Report) -> str:
+def _pull_headline(report: Report, verdict: Verdict) -> str:
     served = [(r.name, r.objects_served or 0, r.bytes_served or 0) for r in report.remotes]
     got = sum(n for _, n, _ in served)
     size = sum(b for _, _, b in served)
     total = report.totals.get("objects", 0)
-    if not got and not report.missing:
+    if not got and not report.missing and not report.unknown_outputs:
         return f"Everything was already in the cache ({total:,} objects); workspace checked out."
     sources = ", ".join(f"{name} ({n:,})" for name, n, _ in served if n)
     text = f"Pulled {got:,} objects ({human_size(size)})" + (f" from {sources}" if sources else "")
     if report.missing:
         text += f"; {len(report.missing):,} could not be had from any remote"
+    if report.unknown_outputs:
+        text += "; " + _unknown(report)
+    if (report.missing or report.unknown_outputs) and not verdict.everything_checked:
+        text += "; " + _not_checked(verdict, "use")
     return text + "."
 
 
-def _push_headline(report: Report) -> str:
+def _push_headline(report: Report, verdict: Verdict) -> str:
     pushed = [(r.name, r.objects_pushed or 0) for r in report.remotes]
     parts = [f"{name} +{n:,}" for name, n in pushed if n]
     text = "Pushed " + (", ".join(parts) if parts else "nothing new")
-    broken = _broken(report)
-    if broken:
-        text += "; could not use " + ", ".join(r.name for r in broken)
-    if report.not_in_cache:
+    if not verdict.everything_checked:
+        text += "; " + _not_checked(verdict, "use")
+    if isinstance(report, PushReport) and report.not_in_cache:
         text += f"; {len(report.not_in_cache):,} object(s) are not in the local cache"
     if report.missing:
         text += f"; {len(report.missing):,} object(s) failed"
     return text + "."
 
 
-def _sync_headline(report: Report) -> str:
-    pairs = report.pairs or []
+def _sync_headline(report: Report, verdict: Verdict) -> str:
+    if not isinstance(report, SyncReport):
+        return _verify_headline(report, verdict)
+    pairs = report.pairs
     verb = "Would copy" if report.dry_run else "Copied"
-    if not pairs and not report.missing and not report.skipped_budget and not report.unavailable:
-        total = report.totals.get("objects", 0)
+    total = report.totals.get("objects", 0)
+    nothing_left = not (
+        pairs
+        or report.missing
+        or report.skipped_budget
+        or report.unavailable
+        or report.unknown_outputs
+    )
+    if nothing_left and verdict.everything_checked:
         return f"Nothing to copy: every remote holds all {total:,} objects in scope."
     moved = sum(p.objects_copied for p in pairs)
     size = sum(p.bytes_copied for p in pairs)
@@ -97,19 +123,23 @@ def _sync_headline(report: Report) -> str:
     left = [
         (len(items), label)
         for items, label in (
-            (report.skipped_budget or [], "left for lack of budget"),
-            (report.unavailable or [], "on no remote"),
+            (report.skipped_budget, "left for lack of budget"),
+            (report.unavailable, "on no remote"),
             (report.missing, "failed"),
-            (report.corrupt or [], "corrupt copies refused"),
+            (report.corrupt, "corrupt copies refused"),
         )
         if items
     ]
     if left:
         text += "; " + ", ".join(f"{n:,} {label}" for n, label in left)
+    if report.unknown_outputs:
+        text += "; " + _unknown(report)
+    if not verdict.everything_checked:
+        text += "; " + _not_checked(verdict)
     return text + "."
 
 
-_HEADLINES: dict[str, Callable[[Report], str]] = {
+_HEADLINES: dict[str, Callable[[Report, Verdict], str]] = {
     "sync": _sync_headline,
     "verify": _verify_headline,
     "demo": _verify_headline,
@@ -118,24 +148,25 @@ _HEADLINES: dict[str, Callable[[Report], str]] = {
 }
 
 
-def headline(report: Report) -> str:
-    """One sentence that says how things stand."""
-    return _HEADLINES.get(report.command, _verify_headline)(report)
+def headline(report: Report, verdict: Verdict) -> str:
+    """One sentence that says how things stand; it names every remote that could not be
+    checked, and claims that all is well only when every remote was."""
+    return _HEADLINES.get(report.command, _verify_headline)(report, verdict)
 
 
 # --- per-remote figures -------------------------------------------------------------------
 def _columns(report: Report) -> list[tuple[str, Callable[[RemoteReport], str]]]:
-    if report.command == "pull":
+    if isinstance(report, PullReport):
         return [
             ("Served", lambda r: _count(r.objects_served)),
             ("Bytes served", lambda r: human_size(r.bytes_served)),
         ]
-    if report.command == "sync":
+    if isinstance(report, SyncReport):
         return [
             ("Lacked", lambda r: _count(r.objects_missing)),
             ("Downloaded from", lambda r: human_size(r.bytes_downloaded)),
         ]
-    if report.command == "push":
+    if isinstance(report, PushReport):
         return [
             ("Pushed", lambda r: _count(r.objects_pushed)),
             ("Bytes pushed", lambda r: human_size(r.bytes_pushed)),
@@ -152,11 +183,11 @@ def _columns(report: Report) -> list[tuple[str, Callable[[RemoteReport], str]]]:
 
 
 def _missing_title(report: Report) -> str:
-    if report.command == "sync":
+    if isinstance(report, SyncReport):
         return "copies that failed"
-    if report.command == "pull":
+    if isinstance(report, PullReport):
         return "objects no remote could give"
-    if report.command == "push":
+    if isinstance(report, PushReport):
         return "objects that failed to upload"
     return "missing objects"
 
@@ -171,10 +202,24 @@ def _missing_rows(items: list[MissingObject]) -> list[str]:
     return rows
 
 
-def to_markdown(report: Report, *, title: str | None = None) -> str:
+def _lists(report: Report) -> list[tuple[str, list[MissingObject]]]:
+    """The object lists a report carries besides ``missing``, with their titles."""
+    if isinstance(report, PushReport):
+        return [("objects not in the local cache", report.not_in_cache)]
+    if isinstance(report, SyncReport):
+        return [
+            ("objects left for lack of budget", report.skipped_budget),
+            ("objects on no remote", report.unavailable),
+            ("corrupt copies refused", report.corrupt),
+        ]
+    return []
+
+
+def to_markdown(report: Report, verdict: Verdict, *, title: str | None = None) -> str:
     """The human report: a table per remote, the outputs with gaps, and the fixes."""
     columns = _columns(report)
-    lines = [f"### {title or 'dvc-multiremote ' + report.command}", "", headline(report), ""]
+    lines = [f"### {title or 'dvc-multiremote ' + report.command}", "", headline(report, verdict)]
+    lines.append("")
     lines.append("| Remote | State | " + " | ".join(name for name, _ in columns) + " |")
     lines.append("|---|---|" + "---:|" * len(columns))
     for r in report.remotes:
@@ -206,13 +251,7 @@ def to_markdown(report: Report, *, title: str | None = None) -> str:
             lines += ["", "#### How to fix", "", "```sh", *fixes[:MAX_ROWS], "```"]
             if len(fixes) > MAX_ROWS:
                 lines.append(f"… and {len(fixes) - MAX_ROWS:,} more commands in the JSON report.")
-    for title_text, items in (
-        (_missing_title(report), report.missing),
-        ("objects not in the local cache", report.not_in_cache or []),
-        ("objects left for lack of budget", report.skipped_budget or []),
-        ("objects on no remote", report.unavailable or []),
-        ("corrupt copies refused", report.corrupt or []),
-    ):
+    for title_text, items in [(_missing_title(report), report.missing), *_lists(report)]:
         if items:
             lines += ["", f"<details><summary>{len(items):,} {title_text}</summary>", ""]
             lines += ["| Path | md5 | Size | Where |", "|---|---|---:|---|", *_missing_rows(items)]
@@ -223,11 +262,11 @@ def to_markdown(report: Report, *, title: str | None = None) -> str:
 
 
 def _remote_line(report: Report, r: RemoteReport, width: int) -> str:
-    if report.command == "pull":
+    if isinstance(report, PullReport):
         counts = f"{r.objects_served or 0:,} served ({human_size(r.bytes_served or 0)})"
-    elif report.command == "sync":
+    elif isinstance(report, SyncReport):
         counts = f"lacked {_count(r.objects_missing)}, {human_size(r.bytes_downloaded or 0)} downloaded from it"
-    elif report.command == "push":
+    elif isinstance(report, PushReport):
         counts = f"{r.objects_pushed or 0:,} pushed ({human_size(r.bytes_pushed or 0)})"
         if r.objects_failed:
             counts += f", {r.objects_failed:,} failed"
@@ -237,16 +276,18 @@ def _remote_line(report: Report, r: RemoteReport, width: int) -> str:
             counts += f" ({human_size(r.bytes_missing)})"
     else:
         counts = ""
-    detail = r.message if r.state not in ("ok", "missing") or report.command == "pull" else ""
+    detail = r.message if r.state not in ("ok", "missing") or isinstance(report, PullReport) else ""
     return f"  {r.name:<{width}}  {r.state:<12} {counts}{'  ' + detail if detail else ''}".rstrip()
 
 
-def to_text(report: Report, *, verbose: bool = False) -> str:
+def to_text(report: Report, verdict: Verdict, *, verbose: bool = False) -> str:
     """What a person sees in a terminal: a headline, one line per remote, the gaps and fixes."""
-    lines = [headline(report), ""]
+    lines = [headline(report, verdict), ""]
     width = max((len(r.name) for r in report.remotes), default=6)
     lines += [_remote_line(report, r, width) for r in report.remotes]
-    gaps = report.outputs_with_gaps if report.command in ("verify", "demo") else []
+    gaps = report.unknown_outputs if isinstance(report, SyncReport) else []
+    if report.command in ("verify", "demo"):
+        gaps = report.outputs_with_gaps
     if gaps:
         lines += ["", "Outputs with missing data:"]
         for out in gaps[:MAX_ROWS]:
@@ -259,16 +300,21 @@ def to_text(report: Report, *, verbose: bool = False) -> str:
         fixes = [fix for out in gaps for fix in out.fixes]
         if fixes:
             lines += ["", "To fix:"] + [f"  {fix}" for fix in fixes[:MAX_ROWS]]
-    for pair in report.pairs or []:
+    for pair in report.pairs if isinstance(report, SyncReport) else []:
         lines.append(
             f"  {pair.source} → {pair.destination}: {pair.objects_copied:,} objects "
             f"({human_size(pair.bytes_copied)})"
         )
-    for items, label in (
-        (report.skipped_budget or [], "Left for lack of budget"),
-        (report.unavailable or [], "On no remote that answered"),
-        (report.corrupt or [], "Corrupt copies (refused; fix or delete them)"),
-    ):
+    sync_lists = (
+        [
+            (report.skipped_budget, "Left for lack of budget"),
+            (report.unavailable, "On no remote that answered"),
+            (report.corrupt, "Corrupt copies (refused; fix or delete them)"),
+        ]
+        if isinstance(report, SyncReport)
+        else []
+    )
+    for items, label in sync_lists:
         if items:
             lines += ["", f"{label}:"]
             lines += [
@@ -284,7 +330,7 @@ def to_text(report: Report, *, verbose: bool = False) -> str:
         ]
         if len(listed) > MAX_ROWS:
             lines.append(f"  … and {len(listed) - MAX_ROWS:,} more (see --json)")
-    if report.not_in_cache:
+    if isinstance(report, PushReport) and report.not_in_cache:
         lines += ["", "Not in the local cache (push them from a machine that has them):"]
         lines += [f"  {m.path}" for m in report.not_in_cache[:MAX_ROWS]]
     lines += [f"warning: {warning}" for warning in report.warnings]

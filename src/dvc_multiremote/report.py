@@ -1,12 +1,15 @@
-"""The typed result every command returns; JSON, Markdown and the console are rendered from it."""
+"""The typed results the commands return; JSON, Markdown and the console are rendered from
+them and from the one verdict (``verdict.judge``)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dvc_multiremote.errors import ExitCode
 from dvc_multiremote.inventory import DirEntry, OutputRef
+
+if TYPE_CHECKING:
+    from dvc_multiremote.verdict import Verdict
 
 
 @dataclass
@@ -83,34 +86,91 @@ class PairReport:
     bytes_copied: int
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Report:
+    """What every command reports; each command's own result adds its fields below."""
+
     command: str
-    exit_code: int
-    scope: str
+    scope: str = "workspace"
     remotes: list[RemoteReport]
-    outputs: list[OutputReport]
-    missing: list[MissingObject]
-    totals: dict[str, int]
+    outputs: list[OutputReport] = field(default_factory=list)
+    missing: list[MissingObject] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     revisions: list[str] = field(default_factory=list)
-    remotes_used: list[str] | None = None
-    not_in_cache: list[MissingObject] | None = None
-    checked_out: int | None = None
-    pairs: list[PairReport] | None = None
-    skipped_budget: list[MissingObject] | None = None
-    corrupt: list[MissingObject] | None = None
-    unavailable: list[MissingObject] | None = None
-    dry_run: bool | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == ExitCode.OK
 
     @property
     def outputs_with_gaps(self) -> list[OutputReport]:
         return [out for out in self.outputs if out.missing or out.reason]
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def unknown_outputs(self) -> list[OutputReport]:
+        """Directories whose manifest could not be read: their files are unknown, not fine."""
+        return [out for out in self.outputs if out.reason]
+
+    def to_dict(self, verdict: Verdict) -> dict[str, Any]:
+        """The JSON report: every field of every command (``null`` where it does not apply),
+        with ``ok`` and ``exit_code`` taken from the one verdict."""
         data = asdict(self)
-        return {"command": self.command, "ok": self.ok, **data}
+        ordered = {"command": self.command, "ok": verdict.ok, "exit_code": int(verdict.code)}
+        for name in _JSON_FIELDS:
+            ordered[name] = data.get(name)
+        return ordered
+
+
+@dataclass(kw_only=True)
+class VerifyReport(Report):
+    """``verify`` (and ``demo``): which remote holds every object in scope."""
+
+
+@dataclass(kw_only=True)
+class PullReport(Report):
+    """``pull``: where each object came from, and what was checked out."""
+
+    remotes_used: list[str] = field(default_factory=list)
+    checked_out: int = 0
+
+
+@dataclass(kw_only=True)
+class PushReport(Report):
+    """``push``: what went to each remote, and what the local cache did not have."""
+
+    not_in_cache: list[MissingObject] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class SyncReport(Report):
+    """``sync``: what was copied between remotes, and what was left and why."""
+
+    pairs: list[PairReport] = field(default_factory=list)
+    skipped_budget: list[MissingObject] = field(default_factory=list)
+    corrupt: list[MissingObject] = field(default_factory=list)
+    unavailable: list[MissingObject] = field(default_factory=list)
+    dry_run: bool = False
+
+
+REPORT_TYPES: dict[str, type[Report]] = {
+    "verify": VerifyReport,
+    "demo": VerifyReport,
+    "pull": PullReport,
+    "push": PushReport,
+    "sync": SyncReport,
+}
+# The JSON report's fields, in their documented order.
+_JSON_FIELDS = (
+    "scope",
+    "remotes",
+    "outputs",
+    "missing",
+    "totals",
+    "warnings",
+    "revisions",
+    "remotes_used",
+    "not_in_cache",
+    "checked_out",
+    "pairs",
+    "skipped_budget",
+    "corrupt",
+    "unavailable",
+    "dry_run",
+)

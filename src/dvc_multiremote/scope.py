@@ -26,8 +26,8 @@ from dvc_multiremote.settings import Settings
 if TYPE_CHECKING:
     from dvc.repo import Repo
 
-    from dvc_multiremote.presence import Remote
     from dvc_multiremote.project import Project
+    from dvc_multiremote.remotes import Remote
 
 log = logging.getLogger(__name__)
 

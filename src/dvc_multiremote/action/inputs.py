@@ -15,7 +15,7 @@ from pydantic import AliasChoices, AliasGenerator, SecretStr, ValidationError, f
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from dvc_multiremote.errors import UsageError
+from dvc_multiremote.errors import MultiremoteError, UsageError
 from dvc_multiremote.settings import parse_shard, parse_size
 
 ActionCommand = Literal["pull", "push", "verify", "sync"]
@@ -23,6 +23,8 @@ Scope = Literal["auto", "workspace", "pr", "all-commits"]
 CommentMode = Literal["auto", "always", "never"]
 
 ACTION_COMMANDS: tuple[str, ...] = ("pull", "push", "verify", "sync")
+# Commands that write to the remotes and so need secrets (a fork's pull request has none).
+WRITING_COMMANDS: tuple[str, ...] = ("push", "sync")
 SCOPES: tuple[str, ...] = ("auto", "workspace", "pr", "all-commits")
 COMMENT_MODES: tuple[str, ...] = ("auto", "always", "never")
 _LABEL = re.compile(r"^[a-z0-9-]+$")
@@ -216,3 +218,81 @@ def _problem(error: Any) -> InputProblem:
     if error.get("type") == "invalid_input":
         return InputProblem(name, str(error["msg"]))
     return InputProblem(name, f"Input `{name}` is invalid: {error['msg']}.")
+
+
+NOT_A_PROJECT = (
+    "Input `working-directory` ({path}) is not in a DVC project (no .dvc directory at or above "
+    "it); check the repository out first (actions/checkout) or point working-directory at it."
+)
+
+
+SCOPE_NEEDS_PR = (
+    "Input `scope` is pr, but this run was triggered by a {event} event, which has no pull "
+    "request; use auto, workspace or all-commits."
+)
+
+
+def check_inputs(inputs: ActionInputs, event_name: str, is_pr_event: bool) -> Path:
+    """The DVC project's root, once the inputs fit this run (the project and its remotes exist,
+    a PR scope has a pull request); else :class:`InvalidInputs` naming every bad input."""
+    from dvc_multiremote.project import find_root
+
+    problems: list[InputProblem] = []
+    if inputs.dry_run and inputs.command != "sync":
+        # Never let a user who asked for a dry run get a real pull or push.
+        problems.append(
+            InputProblem(
+                "dry-run",
+                f"Input `dry-run` applies to `sync` only; `{inputs.command}` has no dry run.",
+            )
+        )
+    if inputs.scope == "pr" and not is_pr_event:
+        problems.append(
+            InputProblem("scope", SCOPE_NEEDS_PR.format(event=event_name or "non-GitHub"))
+        )
+    workdir = inputs.working_directory
+    if not workdir.is_dir():
+        problems.append(
+            InputProblem(
+                "working-directory",
+                f"Input `working-directory` ({workdir}) is not a directory in the workspace.",
+            )
+        )
+        raise InvalidInputs(problems)
+    try:
+        dvc_root = find_root(workdir)
+    except MultiremoteError:
+        problems.append(InputProblem("working-directory", NOT_A_PROJECT.format(path=workdir)))
+        raise InvalidInputs(problems) from None
+    configured = configured_remote_names(dvc_root)
+    if configured is not None:
+        for name_of_input, names in (
+            ("remotes", inputs.remotes),
+            ("prefer-source", inputs.prefer_source),
+            ("budget", inputs.budget_names),
+        ):
+            unknown = [name for name in names if name not in configured]
+            if unknown:
+                problems.append(
+                    InputProblem(
+                        name_of_input,
+                        f"Input `{name_of_input}` names {unknown[0]!r}, which is not a remote of "
+                        f"this DVC project; its remotes are: {', '.join(configured) or 'none'}.",
+                    )
+                )
+    if problems:
+        raise InvalidInputs(problems)
+    return dvc_root
+
+
+def configured_remote_names(dvc_root: Path) -> list[str] | None:
+    """The project's remote names, or None if its config is invalid (the command says so)."""
+    from dvc.config import Config, ConfigError
+
+    from dvc_multiremote.remotes.spec import configured_remotes
+
+    try:
+        config = Config(dvc_dir=str(dvc_root / ".dvc"))
+    except ConfigError:
+        return None  # the command itself reports an invalid config
+    return [spec.name for spec in configured_remotes(config)]

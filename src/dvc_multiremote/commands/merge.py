@@ -7,8 +7,18 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dvc_multiremote.errors import ExitCode, UsageError, worst
-from dvc_multiremote.report import MissingObject, OutputReport, PairReport, RemoteReport, Report
+from dvc_multiremote.errors import UsageError
+from dvc_multiremote.report import (
+    REPORT_TYPES,
+    MissingObject,
+    OutputReport,
+    PairReport,
+    PullReport,
+    PushReport,
+    RemoteReport,
+    Report,
+    SyncReport,
+)
 from dvc_multiremote.settings import Settings
 
 T = TypeVar("T")
@@ -24,58 +34,69 @@ def run_merge(settings: Settings) -> Report:
 
 
 def load_report(path: Path) -> Report:
-    """A report written by ``--json``, back as a typed Report."""
+    """A report written by ``--json``, back as its command's typed report."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageError(f"Report {path} cannot be read as JSON: {exc}.") from None
     if not isinstance(data, dict) or "remotes" not in data or "command" not in data:
         raise UsageError(f"Report {path} is not a dvc-multiremote JSON report.")
-    return Report(
+    kind = REPORT_TYPES.get(str(data["command"]))
+    if kind is None:
+        raise UsageError(f"Report {path} comes from {data['command']!r}, which has no report.")
+    built = {
+        "remotes": [_build(RemoteReport, r) for r in data.get("remotes", [])],
+        "outputs": [_build(OutputReport, o) for o in data.get("outputs", [])],
+        "pairs": [_build(PairReport, p) for p in data.get("pairs") or []],
         **{
-            **_known(Report, data),
-            "remotes": [_build(RemoteReport, r) for r in data.get("remotes", [])],
-            "outputs": [_build(OutputReport, o) for o in data.get("outputs", [])],
-            "missing": _objects(data.get("missing")) or [],
-            "pairs": [_build(PairReport, p) for p in data["pairs"]]
-            if data.get("pairs") is not None
-            else None,
-            "not_in_cache": _objects(data.get("not_in_cache")),
-            "skipped_budget": _objects(data.get("skipped_budget")),
-            "corrupt": _objects(data.get("corrupt")),
-            "unavailable": _objects(data.get("unavailable")),
-        }
-    )
+            name: _objects(data.get(name))
+            for name in ("missing", "not_in_cache", "skipped_budget", "corrupt", "unavailable")
+        },
+    }
+    values = {**_known(kind, data), **built}
+    return kind(**{k: v for k, v in values.items() if k in _names(kind) and v is not None})
 
 
 def merge_reports(reports: list[Report]) -> Report:
-    """One report equal to what a single unsharded run would have written."""
+    """One report equal to what a single unsharded run would have written; its exit code is
+    judged again from the merged facts (``verdict.judge``), as for any run."""
     commands = {report.command for report in reports}
     if len(commands) != 1:
         raise UsageError(
             f"The reports come from different commands ({', '.join(sorted(commands))})."
         )
     first = reports[0]
-    merged = Report(
-        command=first.command,
-        exit_code=int(worst(*(ExitCode(r.exit_code) for r in reports))),
-        scope=first.scope,
-        remotes=_merge_remotes(reports),
-        outputs=_merge_outputs(reports),
-        missing=_merge_objects([r.missing for r in reports]) or [],
-        totals=_sum_dicts([r.totals for r in reports]),
-        warnings=list(dict.fromkeys(w for r in reports for w in r.warnings)),
-        revisions=list(dict.fromkeys(rev for r in reports for rev in r.revisions)),
-        remotes_used=_union_or_none([r.remotes_used for r in reports]),
-        not_in_cache=_merge_objects([r.not_in_cache for r in reports]),
-        checked_out=_sum_or_none([r.checked_out for r in reports]),
-        pairs=_merge_pairs(reports),
-        skipped_budget=_merge_objects([r.skipped_budget for r in reports]),
-        corrupt=_merge_objects([r.corrupt for r in reports]),
-        unavailable=_merge_objects([r.unavailable for r in reports]),
-        dry_run=first.dry_run,
-    )
-    return merged
+    common: dict[str, Any] = {
+        "command": first.command,
+        "scope": first.scope,
+        "remotes": _merge_remotes(reports),
+        "outputs": _merge_outputs(reports),
+        "missing": _merge_objects([r.missing for r in reports]),
+        "totals": _sum_dicts([r.totals for r in reports]),
+        "warnings": list(dict.fromkeys(w for r in reports for w in r.warnings)),
+        "revisions": list(dict.fromkeys(rev for r in reports for rev in r.revisions)),
+    }
+    if isinstance(first, SyncReport):
+        syncs = [r for r in reports if isinstance(r, SyncReport)]
+        return SyncReport(
+            **common,
+            pairs=_merge_pairs(syncs),
+            skipped_budget=_merge_objects([r.skipped_budget for r in syncs]),
+            corrupt=_merge_objects([r.corrupt for r in syncs]),
+            unavailable=_merge_objects([r.unavailable for r in syncs]),
+            dry_run=first.dry_run,
+        )
+    if isinstance(first, PushReport):
+        pushes = [r for r in reports if isinstance(r, PushReport)]
+        return PushReport(**common, not_in_cache=_merge_objects([r.not_in_cache for r in pushes]))
+    if isinstance(first, PullReport):
+        pulls = [r for r in reports if isinstance(r, PullReport)]
+        return PullReport(
+            **common,
+            remotes_used=list(dict.fromkeys(n for r in pulls for n in r.remotes_used)),
+            checked_out=sum(r.checked_out for r in pulls),
+        )
+    return type(first)(**common)
 
 
 def _merge_remotes(reports: list[Report]) -> list[RemoteReport]:
@@ -127,12 +148,10 @@ def _merge_outputs(reports: list[Report]) -> list[OutputReport]:
     return list(merged.values())
 
 
-def _merge_objects(lists: list[list[MissingObject] | None]) -> list[MissingObject] | None:
-    if all(items is None for items in lists):
-        return None
+def _merge_objects(lists: list[list[MissingObject]]) -> list[MissingObject]:
     merged: dict[str, MissingObject] = {}
     for items in lists:
-        for item in items or []:
+        for item in items:
             if item.md5 in merged:
                 known = merged[item.md5]
                 known.missing_on = sorted({*known.missing_on, *item.missing_on})
@@ -143,12 +162,10 @@ def _merge_objects(lists: list[list[MissingObject] | None]) -> list[MissingObjec
     return sorted(merged.values(), key=lambda item: item.path)
 
 
-def _merge_pairs(reports: list[Report]) -> list[PairReport] | None:
-    if all(report.pairs is None for report in reports):
-        return None
+def _merge_pairs(reports: list[SyncReport]) -> list[PairReport]:
     sums: dict[tuple[str, str], list[int]] = {}
     for report in reports:
-        for pair in report.pairs or []:
+        for pair in report.pairs:
             total = sums.setdefault((pair.source, pair.destination), [0, 0])
             total[0] += pair.objects_copied
             total[1] += pair.bytes_copied
@@ -168,14 +185,12 @@ def _sum_or_none(values: list[int | None]) -> int | None:
     return sum(present) if present else None
 
 
-def _union_or_none(lists: list[list[str] | None]) -> list[str] | None:
-    if all(items is None for items in lists):
-        return None
-    return list(dict.fromkeys(name for items in lists for name in items or []))
+def _names(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)}
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
+    names = _names(cls)
     return {key: value for key, value in data.items() if key in names}
 
 

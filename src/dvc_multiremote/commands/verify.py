@@ -6,26 +6,25 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from dvc_multiremote.errors import ExitCode, worst
 from dvc_multiremote.inventory import Inventory, ObjectRef, OutputRef
 from dvc_multiremote.project import Project, open_project
-from dvc_multiremote.report import MissingObject, OutputReport, RemoteReport, Report
+from dvc_multiremote.report import MissingObject, OutputReport, RemoteReport, VerifyReport
 from dvc_multiremote.scope import check_all, gather
 from dvc_multiremote.settings import Settings
 
 if TYPE_CHECKING:
-    from dvc_multiremote.presence import Remote
+    from dvc_multiremote.remotes import Remote
 
 log = logging.getLogger(__name__)
 
 
-def run_verify(settings: Settings) -> Report:
+def run_verify(settings: Settings) -> VerifyReport:
     """Check every referenced object on every selected remote."""
     with open_project(settings) as project:
         return verify_project(project, settings)
 
 
-def verify_project(project: Project, settings: Settings) -> Report:
+def verify_project(project: Project, settings: Settings) -> VerifyReport:
     remotes = project.remotes
     gathered = gather(project, settings)
     inventory = gathered.inventory
@@ -46,7 +45,7 @@ def build_report(
     remotes: list[Remote],
     warnings: list[str],
     revisions: list[str],
-) -> Report:
+) -> VerifyReport:
     """Turn per-remote presence into the report every renderer reads."""
     size_of = _size_finder(inventory, remotes)
     usable = [remote for remote in remotes if remote.status.present is not None]
@@ -78,14 +77,8 @@ def build_report(
     missing.sort(key=lambda item: item.path)
     outputs = [_output_report(out, inventory, objects, usable) for out in inventory.outputs]
 
-    codes = [ExitCode.OK]
-    if any(not remote.status.usable for remote in remotes):
-        codes.append(ExitCode.REMOTE)
-    if missing or any(out.reason for out in outputs):
-        codes.append(ExitCode.DATA)
-    return Report(
+    return VerifyReport(
         command=command,
-        exit_code=int(worst(*codes)),
         scope=scope,
         remotes=remote_reports,
         outputs=outputs,

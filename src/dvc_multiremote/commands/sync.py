@@ -11,14 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dvc_multiremote.errors import ExitCode, worst
+from dvc_multiremote.commands.budget import Budget, ManifestGate
 from dvc_multiremote.inventory import Inventory, ObjectRef, in_shard
-from dvc_multiremote.presence import Remote, RemoteFailed
 from dvc_multiremote.project import Project, open_project
-from dvc_multiremote.report import MissingObject, PairReport, RemoteReport, Report
-from dvc_multiremote.scope import check_all, gather, local_cache_path
-from dvc_multiremote.settings import Settings
-from dvc_multiremote.transfer import (
+from dvc_multiremote.remotes import Remote, RemoteFailed
+from dvc_multiremote.remotes.transfer import (
     ObjectCorrupt,
     ObjectFailed,
     ObjectMissing,
@@ -27,44 +24,23 @@ from dvc_multiremote.transfer import (
     run_parallel,
     upload,
 )
+from dvc_multiremote.report import (
+    MissingObject,
+    OutputReport,
+    PairReport,
+    RemoteReport,
+    SyncReport,
+)
+from dvc_multiremote.scope import check_all, gather, local_cache_path
+from dvc_multiremote.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def run_sync(settings: Settings) -> Report:
+def run_sync(settings: Settings) -> SyncReport:
     """Make every selected remote hold every object in scope."""
     with open_project(settings) as project:
         return sync_project(project, settings)
-
-
-class Budget:
-    """Bytes each remote may still serve in this run; reservations are taken under a lock."""
-
-    def __init__(self, limits: dict[str, int]) -> None:
-        self.limits = dict(limits)
-        self.spent: dict[str, int] = dict.fromkeys(limits, 0)
-        self._lock = threading.Lock()
-
-    def capped(self, name: str) -> bool:
-        return name in self.limits
-
-    def fits(self, name: str, size: int | None) -> bool:
-        if name not in self.limits:
-            return True
-        return size is not None and self.spent[name] + size <= self.limits[name]
-
-    def reserve(self, name: str, size: int | None) -> bool:
-        with self._lock:
-            if not self.fits(name, size):
-                return False
-            if name in self.limits:
-                self.spent[name] += size or 0
-            return True
-
-    def release(self, name: str, size: int | None) -> None:
-        with self._lock:
-            if name in self.limits:
-                self.spent[name] -= size or 0
 
 
 @dataclass
@@ -167,42 +143,6 @@ def _check_names(settings: Settings, remotes: list[Remote]) -> None:
             )
 
 
-class ManifestGate:
-    """Lets a remote with a ``--budget`` serve a manifest only if the budget still holds it.
-
-    Manifests are read while the scope is expanded, before any file is copied; their bytes
-    count against the budget and in ``bytes_downloaded`` like any other download.
-    """
-
-    def __init__(self, budget: Budget) -> None:
-        self.budget = budget
-        self.reserved: dict[tuple[str, ObjectRef], int] = {}
-        self.refused: set[ObjectRef] = set()
-
-    def __call__(self, remote: Remote, obj: ObjectRef) -> bool:
-        name = remote.spec.name
-        if not self.budget.capped(name):
-            return True
-        size = remote.size_of(obj)
-        if size is None:
-            return False  # absent, or its size unknown: a read that cannot be budgeted is not done
-        if self.budget.reserve(name, size):
-            self.reserved[(name, obj)] = size
-            return True
-        self.refused.add(obj)
-        return False
-
-    def settle(self, reads: dict[ObjectRef, tuple[str, int]], tally: Tally) -> None:
-        """Count what was read; give back reservations of reads that did not happen."""
-        for obj, (name, size) in reads.items():
-            tally.downloaded[name] = tally.downloaded.get(name, 0) + size
-            self.refused.discard(obj)
-        for (name, obj), size in self.reserved.items():
-            if reads.get(obj, ("", 0))[0] != name:
-                self.budget.release(name, size)
-        tally.skipped_budget.update(self.refused)
-
-
 def _known_size(obj: ObjectRef, holders: list[Remote]) -> int | None:
     for remote in holders:
         size = (remote.status.present or {}).get(obj)
@@ -211,7 +151,7 @@ def _known_size(obj: ObjectRef, holders: list[Remote]) -> int | None:
     return None
 
 
-def sync_project(project: Project, settings: Settings) -> Report:
+def sync_project(project: Project, settings: Settings) -> SyncReport:
     remotes = project.remotes
     budget = Budget(settings.budget)
     _check_names(settings, remotes)
@@ -233,7 +173,9 @@ def sync_project(project: Project, settings: Settings) -> Report:
         _execute(project, inventory, copies, budget, tally, settings.transfer_jobs)
     else:
         _dry_run(copies, budget, tally)
-    return _report(project, settings, objects, copies, unavailable, tally, gathered.revisions)
+    return _report(
+        project, settings, inventory, objects, copies, unavailable, tally, gathered.revisions
+    )
 
 
 def _execute(
@@ -361,12 +303,13 @@ def _dry_run(copies: list[Copy], budget: Budget, tally: Tally) -> None:
 def _report(
     project: Project,
     settings: Settings,
+    inventory: Inventory,
     objects: dict[ObjectRef, str],
     copies: list[Copy],
     unavailable: list[ObjectRef],
     tally: Tally,
     revisions: list[str],
-) -> Report:
+) -> SyncReport:
     sizes = {copy.obj: copy.size for copy in copies}
 
     def items(
@@ -404,20 +347,14 @@ def _report(
     ]
     left = set(tally.failed) | tally.skipped_budget | set(unavailable)
     corrupt_refused = {obj for obj in tally.corrupt if obj in left}
-    codes = [ExitCode.OK]
-    if any(not remote.status.usable for remote in project.remotes):
-        codes.append(ExitCode.REMOTE)
-    if left or tally.corrupt:
-        codes.append(ExitCode.DATA)
     warnings = list(project.warnings)
     if corrupt_refused:
         warnings.append(f"{len(corrupt_refused)} object(s) had only corrupt copies.")
-    return Report(
+    return SyncReport(
         command="sync",
-        exit_code=int(worst(*codes)),
         scope=settings.scope,
         remotes=remote_reports,
-        outputs=[],
+        outputs=_unknown_outputs(inventory),
         missing=items(tally.failed, tally.failed),
         totals={"objects": len(objects), "bytes": sum(s or 0 for s in sizes.values())},
         warnings=warnings,
@@ -428,3 +365,17 @@ def _report(
         unavailable=items(unavailable),
         dry_run=settings.dry_run,
     )
+
+
+def _unknown_outputs(inventory: Inventory) -> list[OutputReport]:
+    """Directories whose files are unknown: never counted as "nothing to copy"."""
+    unknown = []
+    for out in inventory.outputs:
+        if out.is_dir and inventory.contents.get(out.obj) is None:
+            report = OutputReport.of(out, None)
+            report.reason = (
+                "its .dir manifest could not be read from any remote that answered (or not "
+                "within the budget), so its files are unknown and were not copied"
+            )
+            unknown.append(report)
+    return unknown

@@ -16,6 +16,10 @@ from pydantic import SecretStr
 if TYPE_CHECKING:
     from urllib3.util.retry import Retry
 
+    from dvc_multiremote.action.inputs import ActionInputs
+    from dvc_multiremote.action.pull_request import RunnerEnv
+    from dvc_multiremote.redact import Redactor
+
 MAX_BODY = 65_536  # GitHub answers 422 to a longer comment
 TIMEOUT = 10
 _BODY_ROOM = 65_000  # what we aim for, leaving room for GitHub's own counting
@@ -141,3 +145,64 @@ def upsert_comment(
         raise CommentFailed(None, f"{type(exc).__name__}: {exc}") from None
     finally:
         client.close()
+
+
+COMMENT_FORBIDDEN = (
+    "Could not comment on pull request #{number}: GitHub answered 403 ({detail}). The token cannot "
+    "write comments here: on pull requests from forks GitHub makes it read-only; otherwise give "
+    "the job `permissions: pull-requests: write`. The results are in this job's summary, and the "
+    "job's result does not depend on the comment."
+)
+
+
+COMMENT_FAILED = (
+    "Could not comment on pull request #{number}: {detail}. The results are in this job's "
+    "summary, and the job's result does not depend on the comment."
+)
+
+
+COMMENT_UNAUTHENTICATED = (
+    "No comment on pull request #{number}: the `github-token` input is empty. Leave it at its "
+    "default (`${{{{ github.token }}}}`) or pass a token that may write pull-request comments."
+)
+
+
+COMMENT_NO_PR = (
+    "`comment: always`, but this {event} event concerns no pull request, so there is nothing to "
+    "comment on."
+)
+
+
+def post_comment(inputs: ActionInputs, env: RunnerEnv, body: str, redact: Redactor) -> str | None:
+    """Create or update the sticky comment; returns a warning sentence when that failed."""
+    from dvc_multiremote.action import runner
+    from dvc_multiremote.action.pull_request import pull_request_number
+
+    if inputs.comment == "never":
+        return None
+    number = (
+        pull_request_number(env.event) if env.is_pr_event or inputs.comment == "always" else None
+    )
+    if number is None:
+        if inputs.comment == "always":
+            return COMMENT_NO_PR.format(event=env.event_name or "local")
+        return None
+    if inputs.github_token is None:
+        return COMMENT_UNAUTHENTICATED.format(number=number)
+    try:
+        result = upsert_comment(
+            api_url=env.api_url,
+            token=inputs.github_token,
+            repository=env.repository,
+            number=number,
+            marker=CommentMarker(inputs.label),
+            body=redact(body),
+        )
+    except CommentFailed as exc:
+        detail = redact(exc.message)
+        if exc.status == 403:
+            return COMMENT_FORBIDDEN.format(number=number, detail=detail)
+        status = f"GitHub answered {exc.status} ({detail})" if exc.status else detail
+        return COMMENT_FAILED.format(number=number, detail=status)
+    runner.info(f"Comment {result.action}: {result.url}")
+    return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,44 @@ class PullRequest:
     @property
     def range(self) -> str:
         return f"{self.base_sha}..{self.head_sha}"
+
+
+@dataclass(frozen=True)
+class RunnerEnv:
+    """What the runner tells a step through ``GITHUB_*`` variables."""
+
+    event_name: str
+    event: dict[str, Any]
+    workspace: Path
+    in_runner: bool
+    api_url: str
+    server_url: str
+    repository: str
+    run_id: str
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> RunnerEnv:
+        workspace = environ.get("GITHUB_WORKSPACE")
+        return cls(
+            event_name=environ.get("GITHUB_EVENT_NAME", ""),
+            event=load_event(environ.get("GITHUB_EVENT_PATH")),
+            workspace=Path(workspace) if workspace else Path.cwd(),
+            in_runner=bool(workspace),
+            api_url=environ.get("GITHUB_API_URL") or "https://api.github.com",
+            server_url=environ.get("GITHUB_SERVER_URL") or "https://github.com",
+            repository=environ.get("GITHUB_REPOSITORY", ""),
+            run_id=environ.get("GITHUB_RUN_ID", ""),
+        )
+
+    @property
+    def is_pr_event(self) -> bool:
+        return self.event_name in PR_EVENTS
+
+    @property
+    def run_url(self) -> str | None:
+        if not (self.repository and self.run_id):
+            return None
+        return f"{self.server_url.rstrip('/')}/{self.repository}/actions/runs/{self.run_id}"
 
 
 def load_event(path: str | None) -> dict[str, Any]:
@@ -237,3 +276,37 @@ def changed_remotes(git_root: Path, dvc_root: Path, base_sha: str) -> list[Remot
 def git_toplevel(path: Path) -> Path | None:
     done = _git(path, "rev-parse", "--show-toplevel")
     return Path(done.stdout.strip()) if done.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class PrContext:
+    """What a pull-request run learnt before the command ran."""
+
+    pull_request: PullRequest
+    changes: tuple[RemoteChange, ...]
+    fork_without_secrets: bool
+    log: tuple[str, ...]
+
+
+def read_pull_request(
+    env: RunnerEnv, dvc_root: Path, git_root: Path | None, *, has_secrets: bool
+) -> PrContext:
+    """The event's pull request, its commits fetched, and the remotes it re-points."""
+    pr = pull_request_from(env.event)
+    if pr is None:
+        raise PullRequestError(
+            f"This {env.event_name} event's payload names no pull request base and head commit.",
+            fix="Run the action on a pull_request event, or set `scope: workspace`.",
+        )
+    if git_root is None:
+        raise PullRequestError(
+            f"{dvc_root} is not in a git checkout, so pull request #{pr.number} cannot be "
+            "compared with its base.",
+            fix="Check the repository out with actions/checkout before this step.",
+        )
+    lines = [f"pull request #{pr.number}: base {pr.base_sha[:12]}, head {pr.head_sha[:12]}"]
+    lines += ensure_commits(git_root, pr)
+    changes = changed_remotes(git_root, dvc_root, pr.base_sha)
+    if pr.is_fork:
+        lines.append(f"opened from the fork {pr.head_repo or '(deleted)'}")
+    return PrContext(pr, tuple(changes), pr.is_fork and not has_secrets, tuple(lines))

@@ -10,8 +10,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from dvc_multiremote.errors import MultiremoteError
 from dvc_multiremote.report import Report
 from dvc_multiremote.settings import Credentials, Settings
 
@@ -85,6 +87,7 @@ class _Tour:
     def run(self, command: str, repo: Path, comment: str, **options: object) -> Report:
         from dvc_multiremote.commands import run_command
         from dvc_multiremote.render import to_text
+        from dvc_multiremote.verdict import judge
 
         flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items())
         _say(f"$ dvc-multiremote {command} {flags}".rstrip() + f"   # {comment}")
@@ -97,8 +100,9 @@ class _Tour:
                 **options,
             )
         )
-        _say(_indent(to_text(report)))
-        _say(f"  → exit code {report.exit_code}")
+        verdict = judge(report)
+        _say(_indent(to_text(report, verdict)))
+        _say(f"  → exit code {int(verdict.code)}")
         _say()
         return report
 
@@ -155,10 +159,13 @@ def run_demo(settings: Settings) -> Report:
         )
         if settings.keep:
             _say(f"The project stays in {root}; try `dvc-multiremote verify --repo {root}`.")
-        pulled.command = "demo"
-        if pulled.exit_code == 0 and not complete:
-            pulled.exit_code = 1
-        return pulled
+        if not complete:
+            raise MultiremoteError(
+                "The demo's pull did not check data/ out from dagshub.",
+                fix="Re-run with `--keep DIR` and look at DIR/ci-runner.",
+            )
+        # The tour's result is its fallback pull's: judged as a pull, which may fall back.
+        return replace(pulled, command="demo")
     finally:
         if not settings.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dvc_multiremote.classify import Failure, classify_exception
 from dvc_multiremote.inventory import ObjectRef
-from dvc_multiremote.presence import MAX_ATTEMPTS, Remote, RemoteFailed
+from dvc_multiremote.remotes.base import MAX_ATTEMPTS, Remote, RemoteFailed
+from dvc_multiremote.remotes.classify import Failure, classify_exception
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

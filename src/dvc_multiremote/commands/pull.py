@@ -13,15 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dvc_multiremote.concurrency import bounded_gather
-from dvc_multiremote.errors import ExitCode
 from dvc_multiremote.inventory import Inventory, ObjectRef, expand, outputs_at
-from dvc_multiremote.presence import Remote, RemoteFailed
 from dvc_multiremote.project import Project, open_project
-from dvc_multiremote.report import MissingObject, OutputReport, RemoteReport, Report
-from dvc_multiremote.scope import load_from_cache, local_cache_path
-from dvc_multiremote.settings import Settings
-from dvc_multiremote.transfer import (
+from dvc_multiremote.remotes import Remote, RemoteFailed
+from dvc_multiremote.remotes.concurrency import bounded_gather
+from dvc_multiremote.remotes.transfer import (
     Counter,
     Fetched,
     ObjectCorrupt,
@@ -30,6 +26,9 @@ from dvc_multiremote.transfer import (
     download,
     download_async,
 )
+from dvc_multiremote.report import MissingObject, OutputReport, PullReport, RemoteReport
+from dvc_multiremote.scope import load_from_cache, local_cache_path
+from dvc_multiremote.settings import Settings
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -42,7 +41,7 @@ MISSES_BEFORE_LISTING = 20
 LIST_WHEN_MORE_THAN = 100
 
 
-def run_pull(settings: Settings) -> Report:
+def run_pull(settings: Settings) -> PullReport:
     """Fetch what the targets need with per-object fallback across remotes, then check out."""
     with open_project(settings) as project:
         return pull_project(project, settings)
@@ -190,7 +189,7 @@ class _ListingOnMisses:
             self.present = self.remote.status.present or {}
 
 
-def pull_project(project: Project, settings: Settings) -> Report:
+def pull_project(project: Project, settings: Settings) -> PullReport:
     repo, remotes = project.repo, project.remotes
     jobs = settings.transfer_jobs
     outputs = outputs_at(repo, [None], settings.targets, strict=True)
@@ -227,7 +226,7 @@ def _report(
     unresolved: list[ObjectRef],
     checked_out: int,
     warnings: list[str],
-) -> Report:
+) -> PullReport:
     objects = inventory.objects()
     repo = project.repo
     remotes_used = [name for name, counter in result.served.items() if counter.objects]
@@ -261,7 +260,6 @@ def _report(
         for obj in sorted(unresolved, key=lambda o: objects.get(o, o.md5))
     ]
     outputs = []
-    unknown_dirs = []
     for out in inventory.outputs:
         entries = inventory.contents.get(out.obj) if out.is_dir else None
         own = {out.obj, *(entry.obj for entry in entries or [])}
@@ -273,7 +271,6 @@ def _report(
             report.reason = (
                 "its .dir manifest is on no remote that answered, so its files are unknown"
             )
-            unknown_dirs.append(out.path)
         outputs.append(report)
     notes = list(project.warnings) + warnings
     for remote in project.remotes:
@@ -287,21 +284,13 @@ def _report(
     fallback = [name for name in remotes_used if name != project.remotes[0].spec.name]
     if fallback and remotes_used:
         notes.append(f"Fallback used: objects came from {', '.join(remotes_used)}.")
-    if unresolved or unknown_dirs:
-        served_any = bool(remotes_used) or any(
-            r.status.usable and r.contacted for r in project.remotes
-        )
-        code = ExitCode.DATA if served_any else ExitCode.REMOTE
-    else:
-        code = ExitCode.OK
     sizes = {
         obj: local_cache_path(repo, obj).stat().st_size
         for obj in objects
         if local_cache_path(repo, obj).exists()
     }
-    return Report(
+    return PullReport(
         command="pull",
-        exit_code=int(code),
         scope="workspace",
         remotes=remote_reports,
         outputs=outputs,

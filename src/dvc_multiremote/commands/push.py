@@ -8,19 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dvc_multiremote.errors import ExitCode, worst
 from dvc_multiremote.inventory import Inventory, ObjectRef, expand, outputs_at
-from dvc_multiremote.presence import Remote, RemoteFailed
 from dvc_multiremote.project import Project, open_project
-from dvc_multiremote.report import MissingObject, OutputReport, RemoteReport, Report
+from dvc_multiremote.remotes import Remote, RemoteFailed
+from dvc_multiremote.remotes.transfer import Counter, ObjectFailed, run_parallel, upload
+from dvc_multiremote.report import MissingObject, OutputReport, PushReport, RemoteReport
 from dvc_multiremote.scope import load_from_cache, local_cache_path
 from dvc_multiremote.settings import Settings
-from dvc_multiremote.transfer import Counter, ObjectFailed, run_parallel, upload
 
 log = logging.getLogger(__name__)
 
 
-def run_push(settings: Settings) -> Report:
+def run_push(settings: Settings) -> PushReport:
     """Push every object the targets reference and the cache holds to every selected remote."""
     with open_project(settings) as project:
         return push_project(project, settings)
@@ -35,7 +34,7 @@ class PushOutcome:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def push_project(project: Project, settings: Settings) -> Report:
+def push_project(project: Project, settings: Settings) -> PushReport:
     repo, remotes = project.repo, project.remotes
     outputs = outputs_at(repo, [None], settings.targets, strict=True)
     inventory = Inventory(outputs)
@@ -103,7 +102,7 @@ def _report(
     objects: dict[ObjectRef, str],
     cached: set[ObjectRef],
     outcomes: dict[str, PushOutcome],
-) -> Report:
+) -> PushReport:
     remote_reports = []
     for remote in project.remotes:
         status, outcome = remote.status, outcomes[remote.spec.name]
@@ -146,14 +145,8 @@ def _report(
         if out.obj not in cached:
             report.reason = "not in the local cache, so it cannot be pushed from here"
         outputs.append(report)
-    codes = [ExitCode.OK]
-    if any(not remote.status.usable for remote in project.remotes):
-        codes.append(ExitCode.REMOTE)
-    if not_in_cache or missing:
-        codes.append(ExitCode.DATA)
-    return Report(
+    return PushReport(
         command="push",
-        exit_code=int(worst(*codes)),
         scope="workspace",
         remotes=remote_reports,
         outputs=outputs,

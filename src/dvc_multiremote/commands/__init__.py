@@ -10,12 +10,12 @@ from dvc_multiremote.settings import Settings
 
 # Imported on use: `demo` and `merge-reports` should not pay for what `sync` needs, and back.
 _RUNNERS = {
-    "verify": ("dvc_multiremote.verify", "run_verify"),
-    "pull": ("dvc_multiremote.pull", "run_pull"),
-    "push": ("dvc_multiremote.push", "run_push"),
-    "sync": ("dvc_multiremote.sync", "run_sync"),
-    "merge-reports": ("dvc_multiremote.merge", "run_merge"),
-    "demo": ("dvc_multiremote.demo", "run_demo"),
+    "verify": ("dvc_multiremote.commands.verify", "run_verify"),
+    "pull": ("dvc_multiremote.commands.pull", "run_pull"),
+    "push": ("dvc_multiremote.commands.push", "run_push"),
+    "sync": ("dvc_multiremote.commands.sync", "run_sync"),
+    "merge-reports": ("dvc_multiremote.commands.merge", "run_merge"),
+    "demo": ("dvc_multiremote.commands.demo", "run_demo"),
 }
 
 

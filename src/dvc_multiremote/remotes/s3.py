@@ -1,0 +1,175 @@
+"""S3 and B2's S3 API: a listing of the objects prefix, in a few key ranges at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from dvc_multiremote.inventory import ObjectRef
+from dvc_multiremote.remotes.base import PROBE_OID, PROBE_TIMEOUT, Remote
+from dvc_multiremote.remotes.classify import Failure, classify_exception
+from dvc_multiremote.remotes.timestamps import use_fast_timestamps
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+    from dvc_multiremote.remotes.spec import RemoteSpec
+
+log = logging.getLogger(__name__)
+
+
+class S3Remote(Remote):
+    """S3 (and B2's S3 API): a listing of the objects prefix, in a few ranges at once."""
+
+    # Key ranges listed concurrently. Each wastes at most one partial page, so a listing of N
+    # objects costs at most N/1000 + LIST_RANGES calls (LIST is billed on B2).
+    LIST_RANGES = 3
+
+    def __init__(
+        self, repo: Repo, spec: RemoteSpec, *, refused_read_is_cap: bool = False, jobs: int = 32
+    ) -> None:
+        super().__init__(repo, spec, refused_read_is_cap=refused_read_is_cap)
+        self.jobs = jobs
+
+    def _bucket_key(self, path: str) -> tuple[str, str]:
+        bucket, _, key = path.partition("/")
+        return bucket, key
+
+    async def _call(self, method: str, kind: str, **kwargs: Any) -> Any:
+        self.status.requests[kind] += 1
+        return await self.fs.fs._call_s3(method, **kwargs)
+
+    def probe(self) -> None:
+        # Before the client exists (the probe makes it; its imports run here, on the probe's
+        # thread, not ahead of every remote's work). botocore keeps at most 10 connections per
+        # client: `jobs` requests beyond 10 would queue, capping a pull at 10 GETs per round trip.
+        config = self.fs.fs_args.setdefault("config_kwargs", {})
+        config["max_pool_connections"] = max(self.jobs, config.get("max_pool_connections") or 10)
+        # Every download is checked against its md5 (transfer.md5_matches), so botocore's CRC32
+        # of each response body, and its validation of our fixed parameters, are CPU spent per
+        # object for nothing.
+        config.setdefault("response_checksum_validation", "when_required")
+        config.setdefault("parameter_validation", False)
+        bucket, key = self._bucket_key(self.odb.path)
+        probe_key = self._bucket_key(self.odb.oid_to_path(PROBE_OID))[1]
+
+        async def go() -> None:
+            from botocore.exceptions import ClientError
+
+            # The client itself, not s3fs's wrapper: a probe must not sit in five rounds of
+            # retries. One GET of an absent key says reachable, credentials and reads all at once.
+            client = await self.fs.fs.get_s3(bucket)
+            # Every later request (listings, downloads) goes through this client's session.
+            use_fast_timestamps(self.fs.fs.session)
+            self.status.requests["GET"] += 1
+            try:
+                response = await client.get_object(Bucket=bucket, Key=probe_key)
+                response["Body"].close()
+            except ClientError as exc:
+                failure = classify_exception(exc)
+                if failure.state == "missing":
+                    return
+                if failure.state != "auth" or not self.refused_read_is_cap:
+                    raise
+                # A bare 403 from B2: capped if listing still works, refused if it does not.
+                self.status.requests["LIST"] += 1
+                await client.list_objects_v2(Bucket=bucket, Prefix=key + "/", MaxKeys=1)
+                raise _Capped(failure.detail) from exc
+
+        if not self._connect_or_fail():
+            return
+        try:
+            self.run_async(go, PROBE_TIMEOUT)
+        except _Capped as exc:
+            self.status.fail(
+                Failure("cap-exceeded", f"listing works but downloads are refused ({exc})")
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure is classified
+            self.status.fail(classify_exception(exc))
+
+    def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
+        # Keys are our own instances: a million listing entries must not each keep a copy.
+        wanted = {obj: obj for obj in objects}
+        legacy = any(obj.legacy for obj in wanted)
+        root = self.legacy_odb.path if legacy else self.odb.path
+        bucket, prefix = self._bucket_key(root)
+        prefix = prefix.rstrip("/") + "/"
+        present: dict[ObjectRef, int | None] = {}
+        bounds = _hex_bounds(self.LIST_RANGES)
+
+        async def list_range(low: str | None, high: str | None) -> None:
+            token: str | None = None
+            while True:
+                kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+                if token:
+                    kwargs["ContinuationToken"] = token
+                elif low:
+                    kwargs["StartAfter"] = prefix + low
+                page = await self._call("list_objects_v2", "LIST", **kwargs)
+                for item in page.get("Contents", []):
+                    name = item["Key"]
+                    if high and name >= prefix + high:
+                        return
+                    obj = self._object_of(bucket + "/" + name)
+                    known = wanted.get(obj) if obj is not None else None
+                    if known is not None:
+                        present[known] = int(item.get("Size", 0))
+                if not page.get("IsTruncated"):
+                    return
+                token = page.get("NextContinuationToken")
+
+        async def go() -> None:
+            await asyncio.gather(*(list_range(low, high) for low, high in bounds))
+
+        started = time.monotonic()
+        try:
+            self.run_async(go, None)
+        except Exception as exc:  # noqa: BLE001
+            self.status.fail(classify_exception(exc))
+            return
+        self.status.present = present
+        log.debug(
+            "%s: %d LIST calls found %d of %d objects in %.2f s",
+            self.spec.name,
+            self.status.requests["LIST"],
+            len(present),
+            len(wanted),
+            time.monotonic() - started,
+        )
+
+    def _object_of(self, path: str) -> ObjectRef | None:
+        for odb, legacy in ((self.odb, False), (self.legacy_odb, True)):
+            root = odb.path.rstrip("/") + "/"
+            if path.startswith(root):
+                rest = path[len(root) :]
+                head, _, tail = rest.partition("/")
+                if len(head) == 2 and tail and "/" not in tail:
+                    return ObjectRef(head + tail, legacy)
+        return None
+
+
+def _hex_bounds(ranges: int) -> list[tuple[str | None, str | None]]:
+    """Split the two-hex-digit directory space into ``ranges`` contiguous key ranges.
+
+    Range I starts after key ``low`` (so ``StartAfter`` is the last name before it) and stops
+    before ``high``; the last range also covers legacy names and anything past ``ff``.
+    """
+    cuts = [f"{round(256 * i / ranges):02x}" for i in range(1, ranges)]
+    lows: list[str | None] = [None, *cuts]
+    highs: list[str | None] = [*cuts, None]
+    # StartAfter is exclusive: start after the largest name sorting before ``cut``.
+    return [
+        (_just_before(low) if low else None, high) for low, high in zip(lows, highs, strict=True)
+    ]
+
+
+def _just_before(name: str) -> str:
+    """A key that sorts right before every key starting with ``name`` (``4f`` -> ``4e~``)."""
+    return name[:-1] + chr(ord(name[-1]) - 1) + "~"
+
+
+class _Capped(Exception):
+    pass
