@@ -6,7 +6,10 @@ No registry is reachable here, so the base image is made locally with debootstra
 ``BASE``, and pip installs the hashed lock from wheels downloaded on the host (container-notes).
 The first run takes about 5 minutes; the base image, the wheels and podman's store are cached
 under ``$DVC_MULTIREMOTE_CONTAINER_CACHE`` (default ``~/.cache/dvc-multiremote-container``).
-Set ``DVC_MULTIREMOTE_CONTAINER_TEST=0`` to skip it; CI runs it (``.ci/run`` installs podman).
+
+``DVC_MULTIREMOTE_CONTAINER_TEST`` unset: it runs where podman, runc and debootstrap are installed
+(as root), else it is skipped with a line saying what is missing. ``1``: it must run, and fails
+naming what is missing (``.ci/run`` installs the tools and sets it). ``0``: skipped.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -53,11 +58,44 @@ default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 runtime = "runc"
 """
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.timeout(1500),
-    pytest.mark.skipif(os.environ.get(SWITCH) == "0", reason=f"{SWITCH}=0"),
-]
+TOOLS = ("podman", "runc", "debootstrap")
+INSTALL = "apt-get install podman buildah runc debootstrap"
+
+
+class Decision(NamedTuple):
+    """Whether the container test runs on this machine; when it does not, why, and if that fails."""
+
+    run: bool
+    reason: str = ""
+    fails: bool = False
+
+
+def lacking() -> list[str]:
+    """What this machine lacks for the container test: the tools on PATH, and root."""
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    return missing if os.geteuid() == 0 else [*missing, "root"]
+
+
+def decide(switch: str | None, missing: Sequence[str]) -> Decision:
+    """Unset: run if nothing is missing, else skip. ``1``: run, or fail naming what is missing."""
+    if switch == "0":
+        return Decision(run=False, reason=f"{SWITCH}=0")
+    if switch not in (None, "", "1"):
+        return Decision(False, f"{SWITCH} must be 0, 1 or unset, not {switch!r}", fails=True)
+    if not missing:
+        return Decision(run=True)
+    tools = [tool for tool in missing if tool != "root"]
+    lacks = "; ".join(
+        ([f"{', '.join(tools)} not on PATH"] if tools else [])
+        + (["not running as root"] if "root" in missing else [])
+    )
+    if switch == "1":
+        return Decision(
+            False,
+            f"{SWITCH}=1 but {lacks}: `{INSTALL}` as root (.ci/run does), or set {SWITCH}=0",
+            fails=True,
+        )
+    return Decision(False, f"{lacks}; `{INSTALL}` as root to run it (.ci/run does)")
 
 
 def _run(*command: str, timeout: float = 900, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -164,13 +202,6 @@ def _wheels() -> Path:
 @pytest.fixture(scope="module")
 def image() -> str:
     """The Action's image, built from the Dockerfile as GitHub builds it (BASE swapped)."""
-    if os.geteuid() != 0:
-        pytest.skip("podman and debootstrap need root here (CI runs as root)")
-    missing = [tool for tool in ("podman", "debootstrap", "runc") if shutil.which(tool) is None]
-    assert not missing, (
-        f"{', '.join(missing)} not installed: `apt-get install podman buildah runc debootstrap` "
-        f"(.ci/run does), or set {SWITCH}=0 to skip the container test"
-    )
     CACHE.mkdir(parents=True, exist_ok=True)
     _base_image()
     wheels = _wheels()
@@ -195,7 +226,17 @@ def image() -> str:
     return IMAGE
 
 
-def test_scenario_1_inside_the_container(image: str, world: PrWorld, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_scenario_1_inside_the_container(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    here = decide(os.environ.get(SWITCH), lacking())
+    if here.fails:
+        pytest.fail(here.reason, pytrace=False)
+    if not here.run:
+        pytest.skip(here.reason)
+    # Asked for only now, so that deciding starts no server and builds nothing.
+    image: str = request.getfixturevalue("image")
+    world: PrWorld = request.getfixturevalue("world")  # noqa: F811 - the imported fixture
     workspace = world.project.root
     for path in [workspace, *workspace.rglob("*")]:
         os.lchown(path, OWNER, OWNER)  # a checkout made by the runner's user
@@ -278,3 +319,79 @@ def test_scenario_1_inside_the_container(image: str, world: PrWorld, tmp_path: P
     masked = "\n".join(line for line in log.splitlines() if not line.startswith("::add-mask::"))
     assert not [s for s in secrets if s in masked]
     assert world.project.files_containing(secrets) == []
+
+
+def _pytest_the_container_test(
+    tmp_path: Path, switch: str | None
+) -> subprocess.CompletedProcess[str]:
+    """The container test alone, in a new pytest, with only python and git on PATH."""
+    path = tmp_path / "bin"
+    path.mkdir()
+    git = shutil.which("git")
+    assert git is not None
+    (path / "python").symlink_to(sys.executable)
+    (path / "git").symlink_to(git)
+    env = {name: value for name, value in os.environ.items() if name != SWITCH}
+    env |= {"PATH": str(path), "DVC_MULTIREMOTE_CONTAINER_CACHE": str(tmp_path / "cache")}
+    if switch is not None:
+        env[SWITCH] = switch
+    test = "tests/test_container.py::test_scenario_1_inside_the_container"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider", test],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_on_a_machine_without_podman_the_container_test_is_skipped(tmp_path: Path) -> None:
+    done = _pytest_the_container_test(tmp_path, switch=None)
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log
+    skipped = [line for line in done.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert len(skipped) == 1, log
+    assert "podman" in skipped[0] and "apt-get install" in skipped[0], log
+    assert "1 skipped" in done.stdout.splitlines()[-1], log
+    assert not (tmp_path / "cache").exists()  # decided before any build
+
+
+def test_when_ci_insists_a_machine_without_podman_fails_the_container_test(
+    tmp_path: Path,
+) -> None:
+    done = _pytest_the_container_test(tmp_path, switch="1")
+    log = done.stdout + done.stderr
+    assert done.returncode == 1, log
+    assert f"{SWITCH}=1 but podman" in done.stdout, log
+    assert "1 failed" in done.stdout.splitlines()[-1], log
+    assert not (tmp_path / "cache").exists()  # decided before any build
+
+
+@pytest.mark.parametrize(
+    ("switch", "missing", "expected"),
+    [
+        (None, [], Decision(run=True)),
+        ("1", [], Decision(run=True)),
+        ("0", [], Decision(run=False, reason=f"{SWITCH}=0")),
+        ("0", ["podman"], Decision(run=False, reason=f"{SWITCH}=0")),
+    ],
+)
+def test_the_switch_at_0_skips_the_container_test_even_where_it_could_run(
+    switch: str | None, missing: list[str], expected: Decision
+) -> None:
+    assert decide(switch, missing) == expected
+
+
+def test_a_user_without_root_is_told_so() -> None:
+    assert decide(None, ["root"]).reason.startswith("not running as root;")
+    assert decide("1", ["runc", "root"]).reason.startswith(
+        f"{SWITCH}=1 but runc not on PATH; not running as root:"
+    )
+
+
+def test_a_switch_that_is_neither_0_nor_1_fails_naming_it() -> None:
+    assert decide("yes", []) == Decision(
+        run=False, reason=f"{SWITCH} must be 0, 1 or unset, not 'yes'", fails=True
+    )

@@ -343,3 +343,16 @@ def test_a_budget_too_small_for_the_manifest_copies_nothing_of_the_directory(
     skipped = {item["path"] for item in run.report["skipped_budget"]}
     assert "data/images" in skipped
     assert "budget" in (run.stdout + run.stderr).lower()
+
+
+def test_dagshub_refusing_credentials_is_named_and_nothing_is_called_complete(
+    world: World,
+) -> None:
+    runner = world.clone("runner")  # empty cache: the directory can only be expanded remotely
+    run = world.run_in(runner, "sync", env={"DAGSHUB_TOKEN": "not-the-token"})
+    assert run.code == 3, run.stdout + run.stderr
+    assert run.report is not None and run.report["exit_code"] == 3
+    assert run.report["ok"] is False
+    assert "could not check dagshub: credentials refused" in run.stdout
+    assert "every remote holds" not in run.stdout + (run.markdown or "")
+    assert {r["name"]: r["state"] for r in run.report["remotes"]}["dagshub"] == "auth"

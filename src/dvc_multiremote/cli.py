@@ -164,6 +164,13 @@ def parse_settings(argv: Sequence[str]) -> Settings:
         raise UsageError(f"{name}: {first['msg']}.") from None
 
 
+def finish(report: Report, settings: Settings, redactor: Redactor) -> int:
+    """Judge a command's result once, render it, and return the exit code."""
+    verdict = judge(report)
+    emit(report, verdict, settings, redactor)
+    return int(verdict.code)
+
+
 def emit(report: Report, verdict: Verdict, settings: Settings, redactor: Redactor) -> None:
     """Print the report and write the files asked for, with every secret value removed."""
     from dvc_multiremote.render import to_markdown, to_text
@@ -193,10 +200,7 @@ def _main(argv: Sequence[str]) -> int:
         configure_logging(
             redactor, verbose=settings.verbose, quiet=settings.quiet, timed=settings.verbose
         )
-        report = run_command(settings)
-        verdict = judge(report)
-        emit(report, verdict, settings, redactor)
-        return int(verdict.code)
+        return finish(run_command(settings), settings, redactor)
     except MultiremoteError as exc:
         sys.stderr.write(redactor(f"{PROG}: error: {exc.render()}\n"))
         return int(exc.exit_code)

@@ -28,6 +28,7 @@ class RemoteReport:
     bytes_pushed: int | None = None
     objects_failed: int | None = None
     bytes_downloaded: int | None = None
+    checked_with: str | None = None
 
 
 @dataclass

@@ -90,7 +90,7 @@ class _HTTPServer(ThreadingHTTPServer):
         self.owner = owner
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
-        super().__init__((HOST, 0), handler)
+        super().__init__((getattr(owner, "bind_host", HOST), 0), handler)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind would look up the host name (a DNS query); we know it.
@@ -185,6 +185,8 @@ class LoopbackServer:
 
     handler_class: type[QuietHandler]
 
+    bind_host = HOST  # any 127.x.y.z address: another "host" on this machine
+
     def __init__(self) -> None:
         self.stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -223,7 +225,7 @@ class LoopbackServer:
     @property
     def host(self) -> str:
         """``127.0.0.1:PORT``."""
-        return f"{HOST}:{self.port}"
+        return f"{self.bind_host}:{self.port}"
 
     @property
     def base_url(self) -> str:

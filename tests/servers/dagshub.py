@@ -16,6 +16,12 @@ from .common import CHUNK_SIZE, BodyError, LoopbackServer, QuietHandler, Request
 REPO_PATH = "/owner/repo.dvc"
 _UPLOAD_PREFIX = ".upload-"  # temp files of uploads in progress
 _CHALLENGE = 'Basic realm="DagsHub"'
+# What a presigned-URL store answers a request that also carries an Authorization header.
+TWO_AUTHS = (
+    b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed; only the "
+    b"X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization "
+    b"header should be specified</Message></Error>"
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,18 @@ class _Handler(QuietHandler):
         self.credentials = owner.check_auth(self.headers.get("Authorization"))
         try:
             target = owner.file_for(self.path)
-            if owner.require_auth and not self.credentials[1]:
+            if owner.refuse_authorization and self.credentials[0]:
+                self.bytes_in = self._drain()
+                self.send_body(400, TWO_AUTHS)
+            elif owner.require_auth and not self.credentials[1]:
                 self.bytes_in = self._drain()
                 self.send_body(401, b"Unauthorized", {"WWW-Authenticate": _CHALLENGE})
+            elif self.command == "HEAD" and owner.refuse_head:
+                self.send_body(405, b"Method Not Allowed", {"Allow": "GET, POST, PUT"})
+            elif self.command == "GET" and owner.redirect_gets_to and target and target.is_file():
+                # Object stores behind HTTP services answer with a presigned URL elsewhere.
+                location = f"{owner.redirect_gets_to}{self.path}?X-Amz-Signature=presigned"
+                self.send_body(307, b"", {"Location": location})
             elif self.command in ("GET", "HEAD"):
                 self._download(target)
             else:
@@ -134,8 +149,17 @@ class DagsHubRemoteServer(LoopbackServer):
         password: str = "token",
         require_auth: bool = True,
         latency: float = 0.0,
+        *,
+        bind_host: str = "127.0.0.1",
+        refuse_head: bool = False,
+        redirect_gets_to: str | None = None,
+        refuse_authorization: bool = False,
     ) -> None:
         super().__init__()
+        self.bind_host = bind_host
+        self.refuse_head = refuse_head  # HEAD answers 405, as some servers do
+        self.redirect_gets_to = redirect_gets_to  # object GETs answer 307 to this base URL
+        self.refuse_authorization = refuse_authorization  # a presigned-URL host: 400 if sent
         self.latency = latency  # seconds every request waits, as over a real network
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)

@@ -114,16 +114,17 @@ def _merge_remotes(reports: list[Report]) -> list[RemoteReport]:
             for f in fields(RemoteReport)
             if f.name.startswith(("objects_", "bytes_"))
         }
-        merged.append(
-            RemoteReport(
-                name=name,
-                url=parts[0].url,
-                state=worst_part.state,
-                message=worst_part.message,
-                requests=_sum_dicts([part.requests for part in parts]),
-                **numbers,
-            )
+        remote = RemoteReport(
+            name=name,
+            url=parts[0].url,
+            state=worst_part.state,
+            message=worst_part.message,
+            requests=_sum_dicts([part.requests for part in parts]),
+            checked_with=next((p.checked_with for p in parts if p.checked_with), None),
         )
+        for number, value in numbers.items():
+            setattr(remote, number, value)
+        merged.append(remote)
     for remote in merged:
         if remote.state == "missing" and remote.objects_missing == 0:
             remote.state, remote.message = "ok", ""

@@ -338,6 +338,7 @@ def _report(
                 else None
             ),
             bytes_downloaded=tally.downloaded.get(remote.spec.name, 0),
+            checked_with=remote.status.checked_with if remote.status.present is not None else None,
         )
         for remote in project.remotes
     ]

@@ -58,6 +58,7 @@ def build_report(
             state=status.state,
             message=status.message,
             requests=dict(status.requests),
+            checked_with=status.checked_with if status.present is not None else None,
         )
         if status.present is not None:
             lacking = [obj for obj in objects if obj not in status.present]

@@ -46,6 +46,7 @@ class RemoteStatus:
     message: str = ""
     present: dict[ObjectRef, int | None] | None = None
     requests: Counter[str] = field(default_factory=Counter)
+    checked_with: str | None = None  # how presence is learnt: LIST, HEAD, or a ranged GET
 
     @property
     def usable(self) -> bool:
@@ -65,7 +66,7 @@ class Remote:
         self.refused_read_is_cap = refused_read_is_cap
         self._probe_lock = threading.Lock()
         self._probed = False
-        self.status = RemoteStatus(spec)
+        self.status = RemoteStatus(spec, checked_with="LIST" if self.lists_cheaply else None)
         dvc_remote = repo.cloud.get_remote(spec.name)
         self.odb = dvc_remote.odb
         self.legacy_odb = dvc_remote.legacy_odb

@@ -30,23 +30,60 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_REDIRECTS = 5
+# A server that will not answer HEAD (405 Method Not Allowed, 501 Not Implemented) is checked
+# with a GET of one byte, as DVC itself checks with GET.
+HEAD_REFUSED = frozenset({405, 501})
+RANGE_CHECK = "bytes=0-0"
+
+
+class _HeadRefused(Exception):
+    pass
+
+
+def own_origin_only(origin: Any, header_names: Iterable[str]) -> Any:
+    """An aiohttp client middleware that strips credentials from any request (a redirect's
+    next hop included) whose origin (scheme, host, port) is not the remote's own.
+
+    aiohttp drops ``Authorization`` on a cross-origin redirect but then applies the session's
+    basic auth again, and keeps a session's custom headers: a presigned-URL host would get the
+    token (and refuse the request for carrying two kinds of auth).
+    """
+    names = ("Authorization", *header_names)
+
+    async def middleware(request: Any, handler: Any) -> Any:
+        if request.url.origin() != origin:
+            for name in names:
+                request.headers.popall(name, None)
+        return await handler(request)
+
+    return middleware
+
 
 class HttpRemote(Remote):
-    """DagsHub-style DVC HTTP remote: it cannot list, so one HEAD per object.
+    """DagsHub-style DVC HTTP remote: it cannot list, so one HEAD per object (or a one-byte
+    ranged GET, where the server refuses HEAD; decided once, by the probe).
 
-    HEADs go through a plain aiohttp session of our own, on an event loop of our own: the
+    Checks go through a plain aiohttp session of our own, on an event loop of our own: the
     same auth, headers and TLS settings as DVC's filesystem, but proxies are looked up once
-    (not per request) and nothing queues behind another remote's work.
+    (not per request) and nothing queues behind another remote's work. Every request, DVC's
+    downloads included, sends the remote's credentials to the remote's own origin only.
     """
 
     lists_cheaply = False
 
     def __init__(self, repo: Repo, spec: RemoteSpec, *, refused_read_is_cap: bool = False) -> None:
+        from yarl import URL
+
         super().__init__(repo, spec, refused_read_is_cap=refused_read_is_cap)
+        self.check_method = "HEAD"
+        client = self.fs.fs_args.setdefault("client_kwargs", {})
         if self._proxy() is None:
             # DVC's HTTP client looks proxies up from the environment on a thread for every
             # request; with none configured that is pure overhead on each of N downloads.
-            self.fs.fs_args.setdefault("client_kwargs", {})["trust_env"] = False
+            client["trust_env"] = False
+        home = URL(spec.url).origin()
+        client["middlewares"] = (own_origin_only(home, (client.get("headers") or {}).keys()),)
 
     def _session(self, jobs: int) -> Any:
         import aiohttp
@@ -56,6 +93,7 @@ class HttpRemote(Remote):
         return aiohttp.ClientSession(
             auth=config.get("auth"),
             headers=config.get("headers"),
+            middlewares=config.get("middlewares", ()),
             trust_env=False,
             connector=aiohttp.TCPConnector(limit=jobs, ssl=make_context(config.get("ssl_verify"))),
             timeout=aiohttp.ClientTimeout(
@@ -73,24 +111,41 @@ class HttpRemote(Remote):
             return None
         return proxy
 
+    async def _ask(self, session: Any, url: str, proxy: str | None) -> tuple[int, int | None, Any]:
+        """One check request: its status, the object's size if known, its headers."""
+        options = {"allow_redirects": True, "max_redirects": MAX_REDIRECTS, "proxy": proxy}
+        if self.check_method == "HEAD":
+            self.status.requests["HEAD"] += 1
+            async with session.head(url, **options) as resp:
+                return resp.status, resp.content_length, resp.headers
+        self.status.requests["GET"] += 1
+        async with session.get(url, headers={"Range": RANGE_CHECK}, **options) as resp:
+            # One byte when the server honours Range; when it does not, a few bytes and the
+            # connection is dropped rather than the whole object read.
+            await resp.content.read(16)
+            if resp.status != 206:
+                resp.close()
+            return resp.status, _range_total(resp.headers.get("Content-Range")), resp.headers
+
     async def _head(
         self, session: Any, obj: ObjectRef, proxy: str | None, throttle: Throttle | None = None
     ) -> tuple[bool, int | None]:
-        """Whether the object is there (and its size); raises RemoteFailed on a remote failure."""
+        """Whether the object is there (and its size); raises RemoteFailed on a remote failure
+        and _HeadRefused when HEAD is refused."""
         url = self.path_of(obj)
         for attempt in range(1, HEAD_ATTEMPTS + 1):
-            self.status.requests["HEAD"] += 1
             try:
-                async with session.head(url, allow_redirects=True, proxy=proxy) as resp:
-                    status, size = resp.status, resp.content_length
-                    retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+                status, size, headers = await self._ask(session, url, proxy)
+                retry_after = retry_after_seconds(headers.get("Retry-After"))
             except Exception as exc:  # noqa: BLE001
                 failure = classify_exception(exc)
                 failure = Failure(failure.state, failure.detail, transient=failure.state == "error")
             else:
                 if throttle is not None:
                     throttle.heard(status, self.spec.name)
-                if 200 <= status < 300:
+                if self.check_method == "HEAD" and status in HEAD_REFUSED:
+                    raise _HeadRefused(f"HTTP {status}")
+                if 200 <= status < 300 or (status == 416 and self.check_method == "GET"):
                     return True, size
                 found = classify_status(status, retry_after=retry_after)
                 if found is None:
@@ -105,9 +160,18 @@ class HttpRemote(Remote):
     def probe(self) -> None:
         async def go() -> None:
             async with self._session(1) as session:
-                await asyncio.wait_for(
-                    self._head(session, ObjectRef(PROBE_OID), self._proxy()), PROBE_TIMEOUT
-                )
+                try:
+                    await asyncio.wait_for(
+                        self._head(session, ObjectRef(PROBE_OID), self._proxy()), PROBE_TIMEOUT
+                    )
+                except _HeadRefused as exc:
+                    log.debug(
+                        "%s refused HEAD (%s): checking with ranged GETs", self.spec.name, exc
+                    )
+                    self.check_method = "GET"
+                    await asyncio.wait_for(
+                        self._head(session, ObjectRef(PROBE_OID), self._proxy()), PROBE_TIMEOUT
+                    )
 
         if not self._connect_or_fail():
             return
@@ -117,6 +181,7 @@ class HttpRemote(Remote):
             pass
         except Exception as exc:  # noqa: BLE001
             self.status.fail(classify_exception(exc))
+        self.status.checked_with = "HEAD" if self.check_method == "HEAD" else f"GET {RANGE_CHECK}"
 
     def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
         present: dict[ObjectRef, int | None] = {}
@@ -136,6 +201,10 @@ class HttpRemote(Remote):
         started = time.monotonic()
         try:
             asyncio.run(go())
+        except _HeadRefused as exc:
+            # HEAD answered the probe and is refused now: no guess, a failure that says so.
+            self.status.fail(Failure("error", f"{self.spec.name} stopped answering HEAD ({exc})"))
+            return
         except RemoteFailed:
             return
         except Exception as exc:  # noqa: BLE001
@@ -143,11 +212,20 @@ class HttpRemote(Remote):
             return
         self.status.present = present
         log.debug(
-            "%s: %d HEAD found %d objects in %.2f s (at most %d at once, %d at the least)",
+            "%s: %d %s found %d objects in %.2f s (at most %d at once, %d at the least)",
             self.spec.name,
-            self.status.requests["HEAD"],
+            self.status.requests[self.check_method],
+            self.check_method,
             len(present),
             time.monotonic() - started,
             throttle.jobs,
             throttle.lowest,
         )
+
+
+def _range_total(content_range: str | None) -> int | None:
+    """The object's size from ``Content-Range: bytes 0-0/12345`` (or ``bytes */0``)."""
+    if not content_range or "/" not in content_range:
+        return None
+    total = content_range.rsplit("/", 1)[1].strip()
+    return int(total) if total.isdigit() else None

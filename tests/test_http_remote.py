@@ -1,0 +1,122 @@
+"""HTTP remotes as real services behave: object GETs that redirect to a presigned-URL host, and
+servers that refuse HEAD. Credentials go to the remote's own origin only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from projects import FILES, PREFIX, TOKEN, Project, World
+from servers.dagshub import DagsHubRemoteServer
+
+ALL = FILES + 2  # the files of data/images, its manifest, data/model.bin
+BLOB_HOST = "127.0.0.2"  # another address on loopback: another host, as a presigned URL's
+
+
+@pytest.fixture
+def blob_host(world: World) -> Iterator[DagsHubRemoteServer]:
+    """DagsHub's object GETs answer 307 to this host, which refuses any Authorization header."""
+    blob = DagsHubRemoteServer(
+        world.dagshub.root, require_auth=False, bind_host=BLOB_HOST, refuse_authorization=True
+    ).start()
+    world.dagshub.redirect_gets_to = blob.base_url
+    yield blob
+    blob.stop()
+
+
+def _workspace_complete(project: Project, world: World) -> bool:
+    images = sorted(p.name for p in (project.root / "data" / "images").glob("*.bin"))
+    source = sorted(p.name for p in (world.project.root / "data" / "images").glob("*.bin"))
+    model = project.root / "data" / "model.bin"
+    return (
+        len(images) == FILES
+        and images == source
+        and model.read_bytes() == (world.project.root / "data" / "model.bin").read_bytes()
+    )
+
+
+def _no_credentials_reached(blob: DagsHubRemoteServer) -> None:
+    assert blob.requests, "the redirect was never followed"
+    assert not [r for r in blob.requests if "Authorization" in r.headers]
+    assert all(TOKEN not in str(r.headers) for r in blob.requests)
+    assert all(r.status == 200 for r in blob.requests if r.method == "GET")
+
+
+def test_pull_follows_redirects_without_sending_the_token_elsewhere(
+    world: World, blob_host: DagsHubRemoteServer, dead_url: str
+) -> None:
+    clone = world.clone()
+    clone.add_remote(
+        "backblaze", f"s3://{world.bucket}/{PREFIX}", default=True, endpointurl=dead_url
+    )
+    run = world.run_in(clone, "pull")
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.report is not None
+    assert run.remote("dagshub")["objects_served"] == ALL
+    assert _workspace_complete(clone, world)
+    _no_credentials_reached(blob_host)
+    # DagsHub itself was asked with the token, and answered each object with the redirect.
+    redirects = [r for r in world.dagshub.requests if r.status == 307]
+    assert len(redirects) >= ALL and all(r.authorized for r in redirects)
+
+
+def test_sync_reads_through_the_redirect_without_sending_the_token_elsewhere(
+    world: World, blob_host: DagsHubRemoteServer
+) -> None:
+    lost = sorted(k for k in world.s3_keys() if k.endswith(tuple("0123456789abcdef")))[:5]
+    from servers.moto_s3 import s3_client
+
+    client = s3_client(world.moto.endpoint_url)
+    for key in lost:
+        client.delete_object(Bucket=world.bucket, Key=key)
+    runner = world.clone("runner")
+    run = world.run_in(runner, "sync")
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.report is not None
+    assert [(p["source"], p["destination"], p["objects_copied"]) for p in run.report["pairs"]] == [
+        ("dagshub", "backblaze", len(lost))
+    ]
+    assert sorted(k for k in world.s3_keys() if k in lost) == lost
+    _no_credentials_reached(blob_host)
+
+
+def test_a_remote_that_refuses_head_is_checked_with_ranged_gets(world: World) -> None:
+    world.dagshub.refuse_head = True
+    run = world.verify()
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.report is not None
+    dagshub = run.remote("dagshub")
+    assert dagshub["state"] == "ok" and dagshub["objects_present"] == ALL
+    assert dagshub["checked_with"] == "GET bytes=0-0"
+    # Decided once: one refused HEAD, then GETs only, none of them reading a whole object.
+    assert world.dagshub.count("HEAD") == 1
+    gets = [r for r in world.dagshub.requests if r.method == "GET"]
+    assert all(r.headers.get("Range") == "bytes=0-0" for r in gets)
+
+    gone = [rel for rel in world.project.objects("data/images.dvc") if not rel.endswith(".dir")][:3]
+    for rel in gone:
+        world.dagshub.delete(rel)
+    again = world.verify()
+    assert again.code == 1, again.stdout + again.stderr
+    assert again.report is not None
+    missing = {m["md5"] for m in again.report["missing"]}
+    assert missing == {rel.replace("files/md5/", "").replace("/", "") for rel in gone}
+    assert all(m["missing_on"] == ["dagshub"] for m in again.report["missing"])
+
+
+def test_credentials_a_user_wrote_in_config_local_stay_home_too(
+    world: World, blob_host: DagsHubRemoteServer, dead_url: str
+) -> None:
+    """The same with the credentials in ``config.local``, as a user writes them for DVC."""
+    clone = world.clone("custom")
+    clone.add_remote(
+        "backblaze", f"s3://{world.bucket}/{PREFIX}", default=True, endpointurl=dead_url
+    )
+    (clone.root / ".dvc" / "config.local").write_text(
+        f"['remote \"dagshub\"']\n    auth = basic\n    user = {TOKEN}\n    password = {TOKEN}\n"
+    )
+    run = clone.run("pull")
+    assert run.code == 0, run.stdout + run.stderr
+    assert _workspace_complete(clone, world)
+    _no_credentials_reached(blob_host)
