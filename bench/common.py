@@ -15,20 +15,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from multiprocessing.managers import BaseManager
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "tests"))
 
+from projects import DVC_ON_B2_ENV  # noqa: E402
 from servers import DagsHubRemoteServer, Fault, FaultProxy, MotoS3, s3_client  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from contextlib import ExitStack
 
 TOKEN = "bench-token-5e1f0c"
 PREFIX = "store"
@@ -62,6 +65,9 @@ def loopback_env(home: Path) -> None:
             "DVC_GLOBAL_CONFIG_DIR": str(dvc_global),
             "DVC_SYSTEM_CONFIG_DIR": str(home / "dvc-system"),
             "DVC_SITE_CACHE_DIR": str(home / "dvc-site-cache"),
+            # The S3 stand-in speaks B2's dialect: the real `dvc` needs what its users on B2
+            # set (treeverse/dvc#10695). Our own runs never get these (``our_env``).
+            **DVC_ON_B2_ENV,
         }
     )
 
@@ -219,7 +225,7 @@ class World:
     def our_env(self, b2_host: str | None = None) -> dict[str, str]:
         """Credentials as our CLI takes them: from the environment, bound to hosts."""
         return {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k not in DVC_ON_B2_ENV},
             "DAGSHUB_TOKEN": TOKEN,
             "DAGSHUB_HOSTS": self.http.host(),
             "B2_APPLICATION_KEY_ID": "testing",
@@ -359,9 +365,9 @@ def build_world(
     """
     from dvc.repo import Repo
 
-    s3 = cast(S3Side, _host(stack).S3Side())
+    s3 = cast("S3Side", _host(stack).S3Side())
     http_root = work / "http-store"
-    http = cast(HttpSide, _host(stack).HttpSide(str(http_root)))
+    http = cast("HttpSide", _host(stack).HttpSide(str(http_root)))
     root = work / "project"
     _write_files(root / DATA, files, seed=files)
     outputs = (DATA,)

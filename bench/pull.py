@@ -24,11 +24,10 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from common import (
@@ -52,6 +51,9 @@ from common import (
 )
 
 from servers import dead_port_url
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 NAMES = ("backblaze", "dagshub")
 B2, DAGSHUB = NAMES

@@ -15,10 +15,9 @@ import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common import (
     RESULTS,
@@ -37,6 +36,9 @@ from common import (
     summarise,
     target,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 NAMES = ("backblaze", "dagshub")
 B2, DAGSHUB = NAMES

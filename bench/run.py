@@ -21,9 +21,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"

@@ -22,11 +22,10 @@ import random
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common import (
     DATA,
@@ -48,6 +47,9 @@ from common import (
     summarise,
     target,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 NAMES = ("backblaze", "dagshub")
 B2, DAGSHUB = NAMES

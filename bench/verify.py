@@ -22,11 +22,10 @@ import platform
 import random
 import sys
 import tempfile
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common import (
     DATA,
@@ -41,6 +40,9 @@ from common import (
     target,
     timed,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 REMOTES = ("s3", "http")
 RATIO_TARGET = 0.25

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from projects import World, make_world
+from projects import DVC_ON_B2_ENV, World, make_world
 from servers import DagsHubRemoteServer, FaultProxy, MotoS3, dead_port_url
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
-_AWS_VARS = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+_AWS_VARS = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    *DVC_ON_B2_ENV,  # our command must speak B2's dialect on its own, as for a user
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,7 +49,8 @@ def loopback_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def moto(loopback_env: None) -> Iterator[MotoS3]:
-    """moto S3 on 127.0.0.1, started once for the session."""
+    """moto S3 on 127.0.0.1 speaking B2's dialect (see ``MotoS3``), started once for the
+    session."""
     with MotoS3() as server:
         yield server
 

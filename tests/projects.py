@@ -9,14 +9,17 @@ import random
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servers.dagshub import DagsHubRemoteServer
-from servers.faults import FaultProxy
 from servers.moto_s3 import MotoS3, s3_client
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from servers.faults import FaultProxy
 
 GIT = [
     "git",
@@ -194,13 +197,31 @@ def credentials_env(dagshub_host: str, b2_host: str) -> dict[str, str]:
     }
 
 
+# What a DVC user on B2 must set (botocore's flexible checksums off, treeverse/dvc#10695): for
+# runs of the real `dvc`. Our command sets it in its own client; it must never get these from
+# the environment, or a test would not notice if it stopped doing so.
+DVC_ON_B2_ENV = {
+    "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+}
+
+
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a run of our command: this process's, without secrets and without
+    the checksum settings a user's environment does not have."""
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DAGSHUB_", "B2_", "DVC_REMOTE_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DAGSHUB_", "B2_", "DVC_REMOTE_")) and k not in DVC_ON_B2_ENV
     }
     env["DVC_NO_ANALYTICS"] = "1"
     env.update(extra or {})
     return env
+
+
+def dvc_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a run of the real ``dvc`` against the test servers (B2's dialect)."""
+    return {**cli_env(), **DVC_ON_B2_ENV, **(extra or {})}
 
 
 def _obj_path(md5: str) -> str:
@@ -274,6 +295,7 @@ def make_world(
         s3_client(moto.endpoint_url), bucket, PREFIX, "data/images.dvc", "data/model.bin.dvc"
     )
     project.seed_dir(server.root, "data/images.dvc", "data/model.bin.dvc")
+    moto.refusals.clear()  # the server outlives a test: its log starts here
     try:
         yield World(project, proxy, bucket, moto, server)
     finally:

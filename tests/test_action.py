@@ -14,10 +14,9 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -26,7 +25,11 @@ from projects import B2_KEY, B2_KEY_ID, TOKEN, Project, credentials_env
 from servers.dagshub import DagsHubRemoteServer
 from servers.faults import Fault, FaultProxy
 from servers.github import FakeGitHub, StoredComment
-from servers.moto_s3 import MotoS3
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from servers.moto_s3 import MotoS3
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION_YML = ROOT / "action.yml"
@@ -708,7 +711,7 @@ def test_comment_marker_and_body_limit() -> None:
     assert marker.found_in("text\n<!-- dvc-multiremote:verify -->\nmore")
     assert not marker.found_in("<!-- dvc-multiremote:verify-nightly -->")
     assert not marker.found_in(None)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"may hold only \[a-z0-9-\]"):
         CommentMarker("Bad Label")
     rows = "\n".join(f"| `data/f{n:06d}.bin` | {'x' * 80} |" for n in range(5000))
     body = f"{marker.render()}\n<details>\n\n```sh\n{rows}\n```\n\n</details>\n"

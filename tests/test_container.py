@@ -20,9 +20,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pytest
 
@@ -39,6 +38,9 @@ from test_action import (  # noqa: F401 - `world` is a fixture
     parse_outputs,
     world,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 SWITCH = "DVC_MULTIREMOTE_CONTAINER_TEST"
 CACHE = Path(
@@ -99,9 +101,9 @@ def decide(switch: str | None, missing: Sequence[str]) -> Decision:
 
 
 def _run(*command: str, timeout: float = 900, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
+    done: subprocess.CompletedProcess[str] = subprocess.run(  # type: ignore[call-overload]
         list(command), capture_output=True, text=True, timeout=timeout, check=False, **kwargs
-    )  # type: ignore[call-overload]
+    )
     assert done.returncode == 0, f"{' '.join(command[:4])}… failed:\n{done.stdout}\n{done.stderr}"
     return done
 

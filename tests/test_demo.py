@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from projects import cli_env
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_demo_tours_verify_sync_fallback_pull_and_push(tmp_path: Path) -> None:

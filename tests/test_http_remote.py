@@ -3,15 +3,21 @@ servers that refuse HEAD. Credentials go to the remote's own origin only."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from typing import TYPE_CHECKING
 
 import pytest
 
 from projects import FILES, PREFIX, TOKEN, Project, World
 from servers.dagshub import DagsHubRemoteServer
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 ALL = FILES + 2  # the files of data/images, its manifest, data/model.bin
-BLOB_HOST = "127.0.0.2"  # another address on loopback: another host, as a presigned URL's
+# Another address on loopback: another host, as a presigned URL's. macOS routes 127.0.0.1 alone;
+# there the blob host differs by port only, which is another origin all the same.
+BLOB_HOST = "127.0.0.2" if sys.platform.startswith("linux") else "127.0.0.1"
 
 
 @pytest.fixture

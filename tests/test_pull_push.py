@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from projects import B2_KEY, B2_KEY_ID, FILES, PREFIX, TOKEN, Project, World, cli_env
+from projects import B2_KEY, B2_KEY_ID, FILES, PREFIX, TOKEN, Project, World, cli_env, dvc_env
 from servers.faults import Fault
 from servers.moto_s3 import s3_client
 
@@ -131,7 +131,7 @@ def test_primary_slowdown_on_a_fifth_of_requests_still_completes(world: World) -
 def test_push_with_one_remote_down_then_up(world: World, dead_url: str) -> None:
     project = world.project
     project.add_dir("data/more", 12, seed=21)
-    new = {rel for rel in project.objects("data/more.dvc")}
+    new = set(project.objects("data/more.dvc"))
     good_endpoint = world.s3.base_url
     project.add_remote(
         "backblaze", f"s3://{world.bucket}/{PREFIX}", default=True, endpointurl=dead_url
@@ -178,7 +178,7 @@ def test_after_push_the_real_dvc_cli_pulls_from_each_remote(world: World) -> Non
                 "data/fresh.csv.dvc",
             ],
             cwd=clone.root,
-            env=cli_env(),
+            env=dvc_env(),
             capture_output=True,
             text=True,
             check=False,
@@ -295,3 +295,43 @@ def test_a_slow_download_that_keeps_moving_is_not_cut_off(world: World) -> None:
     assert run.remote("backblaze")["state"] == "ok"
     assert run.remote("backblaze")["objects_served"] == ALL
     assert _workspace_complete(clone)
+
+
+def _object_gets(world: World) -> list[str]:
+    """Objects either remote served a body for (probes of absent keys are 404s, not counted)."""
+    s3 = [
+        r.path.split(f"{PREFIX}/", 1)[1]
+        for r in world.s3.requests
+        if r.kind == "GET" and 200 <= r.status < 300 and f"{PREFIX}/files/" in r.path
+    ]
+    return s3 + _objects_got(world.dagshub.requests, "repo.dvc/")
+
+
+def test_a_warm_cache_is_not_downloaded_again_and_one_changed_file_comes_alone(
+    world: World,
+) -> None:
+    """What actions/cache gives a training job: `.dvc/cache` restored from the last run."""
+    runner = world.clone("runner")
+    assert world.run_in(runner, "pull").code == 0
+    world.s3.clear_log()
+    world.dagshub.clear_log()
+    warm = world.run_in(runner, "pull")
+    assert warm.code == 0, warm.stdout + warm.stderr
+    assert _object_gets(world) == []
+    assert [r for r in world.s3.requests if r.kind == "GET"] == []
+    assert [r for r in world.dagshub.requests if r.method == "GET"] == []
+
+    world.project.write_file("data/model.bin", 300_000, seed=99)
+    world.project.dvc_add("data/model.bin")
+    world.project.commit("A new model")
+    assert world.run("push").code == 0
+    runner.git("pull", "-q")
+    world.s3.clear_log()
+    world.dagshub.clear_log()
+    changed = world.run_in(runner, "pull")
+    assert changed.code == 0, changed.stdout + changed.stderr
+    model = next(iter(world.project.objects("data/model.bin.dvc")))
+    assert _object_gets(world) == [model]
+    assert (runner.root / "data" / "model.bin").read_bytes() == (
+        world.project.root / "data" / "model.bin"
+    ).read_bytes()

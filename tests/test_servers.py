@@ -10,14 +10,18 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+from projects import dvc_env
 from servers import DagsHubRemoteServer, Fault, FaultProxy, MotoS3, s3_client
 from servers.dagshub import REPO_PATH
 from servers.faults import B2_CAP_MESSAGE, classify
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 MakeProxy = Callable[[str], FaultProxy]
 DATA_FILES = 20
@@ -26,7 +30,8 @@ OBJECTS = DATA_FILES + 2  # the data files, the directory's .dir manifest, and b
 
 def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a command in ``cwd`` with a time bound; fail with its output if ``check``."""
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120)
+    env = dvc_env() if args[2:3] == ("dvc",) else None  # the real `dvc` on B2: as its users set it
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
     if check and proc.returncode != 0:
         pytest.fail(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -9,7 +9,7 @@ import sys
 import time
 from collections import Counter
 
-from projects import FILES, PREFIX, TOKEN, World, cli_env
+from projects import FILES, PREFIX, TOKEN, World, cli_env, dvc_env
 from servers.faults import Fault
 from servers.moto_s3 import s3_client
 
@@ -45,7 +45,7 @@ def _dvc_pull(world: World, remote: str, name: str) -> subprocess.CompletedProce
     return subprocess.run(
         [sys.executable, "-m", "dvc", "pull", "-r", remote],
         cwd=clone.root,
-        env=cli_env(),
+        env=dvc_env(),
         capture_output=True,
         text=True,
         check=False,
@@ -83,9 +83,10 @@ def test_uncapped_dagshub_serves_before_b2_when_both_hold_an_object(world: World
     assert run.code == 0, run.stderr + run.stdout
     assert _s3_gets(world) == []  # not even the manifest came from B2
     assert run.remote("backblaze")["bytes_downloaded"] == 0
+    assert run.report is not None
     assert {(p["source"], p["destination"]) for p in run.report["pairs"]} == {
         ("dagshub", "archive")
-    }  # type: ignore[index]
+    }
 
 
 def test_objects_missing_both_ways_complete_in_one_run(world: World) -> None:

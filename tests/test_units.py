@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 from pydantic import SecretStr
@@ -15,6 +15,9 @@ from dvc_multiremote.remotes.classify import classify_status
 from dvc_multiremote.remotes.concurrency import Throttle, bounded_gather
 from dvc_multiremote.remotes.spec import RemoteSpec
 from dvc_multiremote.settings import Credentials
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def _creds(**values: str) -> Credentials:
@@ -160,3 +163,20 @@ def test_throttle_never_goes_below_its_floor_or_above_the_jobs_asked_for() -> No
     for _ in range(100):
         throttle.answered()
     assert throttle.limit == 64
+
+
+def test_a_progress_line_says_objects_bytes_rate_and_time_left() -> None:
+    import io
+
+    from dvc_multiremote.progress import Progress
+
+    out = io.StringIO()
+    progress = Progress("pull", 10_000, 3_100_000_000, stream=out, every=0.0)
+    progress.started -= 27.0  # as if 27 s had passed
+    progress.advance(1_200_000_000, objects=4_100)
+    line = out.getvalue().strip()
+    assert line.startswith("pull: 4,100 of 10,000 objects, 1.2 GB of 3.1 GB, ")
+    assert line.endswith("left") and "MB/s" in line
+    quiet = io.StringIO()
+    Progress("pull", 10, 100, stream=quiet, every=0.0, enabled=False).advance(10)
+    assert quiet.getvalue() == ""

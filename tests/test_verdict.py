@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -25,6 +25,9 @@ from dvc_multiremote.report import (
 )
 from dvc_multiremote.settings import Settings
 from dvc_multiremote.verdict import judge
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 STATES = ("ok", "missing", "auth", "unreachable", "cap-exceeded")
 USABLE = ("ok", "missing")
@@ -89,7 +92,7 @@ def test_report_cli_and_action_agree_on_the_exit_code(
     report, expected = report_of(command, states)
     report.totals = {"objects": TOTAL}
     json_path = tmp_path / "report.json"
-    settings = Settings(command=command, json_path=json_path, quiet=True)  # type: ignore[arg-type]
+    settings = Settings(command=command, json_path=json_path, quiet=True)
     cli_status = finish(report, settings, Redactor())
     written = json.loads(json_path.read_text())
     verdict = judge(report)

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,6 +15,14 @@ from projects import B2_KEY, B2_KEY_ID, FILES, PREFIX, TOKEN, Project, World, cl
 from servers.dagshub import DagsHubRemoteServer
 from servers.faults import Fault
 from servers.moto_s3 import s3_client
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from servers.faults import FaultProxy
+
+    MakeProxy = Callable[[str], FaultProxy]
 
 
 def _image_objects(world: World) -> list[tuple[str, str]]:
@@ -261,8 +269,8 @@ def test_all_commits_sees_data_only_an_old_commit_references(world: World) -> No
 
 
 def test_http_remote_answering_503_slowdown_is_retried_not_reported_missing(
-    world: World, fault_proxy
-) -> None:  # type: ignore[no-untyped-def]
+    world: World, fault_proxy: MakeProxy
+) -> None:
     proxy = fault_proxy(world.dagshub.base_url)
     proxy.set_fault(Fault("slowdown", rate=0.2, retry_after=0, seed=5))
     world.project.add_remote("dagshub", proxy.base_url + "/owner/repo.dvc")
@@ -273,8 +281,8 @@ def test_http_remote_answering_503_slowdown_is_retried_not_reported_missing(
 
 
 def test_dagshub_checks_run_64_at_once_and_halve_when_told_to_slow_down(
-    world: World, fault_proxy
-) -> None:  # type: ignore[no-untyped-def]
+    world: World, fault_proxy: MakeProxy
+) -> None:
     # Over a real network every HEAD waits a round trip, and DagsHub cannot list: how many are
     # in flight sets the pace (`dvc status -c` keeps 4 x CPU count).
     project = world.project
@@ -336,3 +344,35 @@ def test_remote_that_accepts_but_never_answers_is_unreachable_in_bounded_time(wo
     assert backblaze["objects_missing"] is None
     assert run.remote("dagshub")["state"] == "ok"
     assert elapsed < 20, f"took {elapsed:.1f} s"
+
+
+def test_verify_says_how_much_b2_stores_against_its_free_tier(world: World) -> None:
+    client = s3_client(world.moto.endpoint_url)
+    # Something else under the DVC prefix (an object of another project, say) counts as stored.
+    client.put_object(Bucket=world.bucket, Key=f"{PREFIX}/files/md5/ff/{'f' * 30}", Body=b"x" * 700)
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=world.bucket, Prefix=f"{PREFIX}/files/md5/"
+    )
+    listed = sum(item["Size"] for page in pages for item in page.get("Contents", []))
+    referenced = sum(
+        (world.project.root / ".dvc" / "cache" / rel).stat().st_size
+        for rel in world.project.objects("data/images.dvc", "data/model.bin.dvc")
+    )
+    run = world.verify()
+    assert run.code == 0, run.stdout + run.stderr
+    backblaze = run.remote("backblaze")
+    assert backblaze["bytes_stored"] == listed
+    assert backblaze["bytes_referenced"] == referenced == listed - 700
+    assert run.remote("dagshub")["bytes_stored"] is None  # HTTP cannot list
+    assert "backblaze: " in run.stdout and " stored, " in run.stdout
+    assert run.markdown is not None and "stored" in run.markdown
+
+    limit = listed * 100 // 95  # the remote holds 95% of it
+    full = world.verify("--storage-limit", f"backblaze={limit}B")
+    assert full.code == 0
+    assert full.report is not None
+    assert any("backblaze stores" in w and "95%" in w for w in full.report["warnings"])
+    roomy = world.verify("--storage-limit", f"backblaze={listed * 2}B")
+    assert roomy.report is not None and not any("stores" in w for w in roomy.report["warnings"])
+    wrong = world.verify("--storage-limit", "nowhere=10GB")
+    assert wrong.code == 2 and "--storage-limit" in wrong.stderr and "'nowhere'" in wrong.stderr

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pydantic import ValidationError
 
@@ -15,10 +14,14 @@ from dvc_multiremote.commands import run_command
 from dvc_multiremote.errors import ExitCode, MultiremoteError, UsageError
 from dvc_multiremote.logs import configure_logging
 from dvc_multiremote.redact import Redactor
-from dvc_multiremote.report import Report
 from dvc_multiremote.settings import Credentials, Settings
 from dvc_multiremote.signals import sigterm_raises
 from dvc_multiremote.verdict import Verdict, judge
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from dvc_multiremote.report import Report
 
 PROG = "dvc-multiremote"
 
@@ -109,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(verify)
     _scope(verify)
+    verify.add_argument(
+        "--storage-limit",
+        action="append",
+        metavar="NAME=SIZE",
+        help="warn when a listed remote stores more than 90%% of SIZE (e.g. backblaze=10GB)",
+    )
 
     pull = commands.add_parser(
         "pull", help="fetch each object from the first remote that has it, then check out"

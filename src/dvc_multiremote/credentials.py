@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from dvc_multiremote.remotes.spec import RemoteSpec
 from dvc_multiremote.settings import Credentials, remote_env_key
 from dvc_multiremote.signals import sigterm_ignored, sigterm_raises
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from dvc_multiremote.remotes.spec import RemoteSpec
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +37,8 @@ def host_matches(netloc: tuple[str, int | None] | None, patterns: list[str]) -> 
     if netloc is None:
         return False
     host, port = netloc
-    for pattern in patterns:
-        pattern = pattern.lower()
+    for given in patterns:
+        pattern = given.lower()
         subject = f"{host}:{port}" if ":" in pattern else host
         if fnmatchcase(subject, pattern):
             return True
@@ -56,7 +60,8 @@ def plan_grants(specs: list[RemoteSpec], creds: Credentials) -> tuple[list[Grant
         on_b2 = spec.kind == "s3" and host_matches(spec.netloc, creds.b2_hosts)
         options: dict[str, SecretStr] = {}
         if on_b2 and have_b2:
-            assert creds.b2_key_id is not None and creds.b2_key is not None
+            assert creds.b2_key_id is not None
+            assert creds.b2_key is not None
             options = {"access_key_id": creds.b2_key_id, "secret_access_key": creds.b2_key}
             source = "B2 keys"
         elif on_dagshub and token is not None and user is not None:

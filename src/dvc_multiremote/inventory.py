@@ -10,12 +10,13 @@ import re
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dvc_multiremote.errors import UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from dvc.output import Output
     from dvc.repo import Repo
 
@@ -44,10 +45,22 @@ class OutputRef:
     size: int | None
     nfiles: int | None
     line: int | None = None
+    remote: str | None = None  # ``remote: NAME``: the output belongs to that remote alone
+    push: bool = True  # ``push: false``: never to leave the machine
+    imported: bool = False  # ``dvc import`` (or a not-downloaded import): its source holds it
 
     @property
     def obj(self) -> ObjectRef:
         return ObjectRef(self.md5, self.legacy)
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """An output a command leaves alone on purpose, and why (listed apart in the report)."""
+
+    path: str
+    dvc_file: str
+    why: str
 
 
 @dataclass(slots=True)
@@ -64,6 +77,22 @@ class Inventory:
     contents: dict[ObjectRef, list[DirEntry] | None] = field(default_factory=dict)
     excluded: set[ObjectRef] = field(default_factory=set)
     shard: tuple[int, int] | None = None
+
+    def owners(self) -> dict[ObjectRef, frozenset[str]]:
+        """Objects that only some remotes owe (every output referencing them is pinned): the
+        names of those remotes. Objects not listed here are owed by every remote."""
+        if not any(out.remote for out in self.outputs):
+            return {}  # the usual case, at no cost for a million files
+        pinned: dict[ObjectRef, set[str]] = {}
+        everywhere: set[ObjectRef] = set()
+        for out in self.outputs:
+            objs = [out.obj, *(entry.obj for entry in self.contents.get(out.obj) or [])]
+            if out.remote is None:
+                everywhere.update(objs)
+            else:
+                for obj in objs:
+                    pinned.setdefault(obj, set()).add(out.remote)
+        return {obj: frozenset(names) for obj, names in pinned.items() if obj not in everywhere}
 
     def objects(self) -> dict[ObjectRef, str]:
         """Every object in scope with a path a person recognises (first referencing output)."""
@@ -140,14 +169,20 @@ def collect_outputs(repo: Repo, targets: list[str], *, strict: bool = True) -> l
 
 
 def _output_ref(repo: Repo, out: Output, texts: dict[str, str]) -> OutputRef | None:
-    if not out.use_cache or not out.hash_info or not out.hash_info.value:
+    if not out.use_cache:
+        return None  # ``cache: false``: DVC neither pushes nor fetches it
+    # A repo import, an import not downloaded (no hash), or an import-url from a versioned
+    # source: DVC reads it from its source and never pushes it (its index swaps the storage).
+    stage = out.stage
+    imported = stage.is_repo_import or stage.is_partial_import or _versioned_import(stage)
+    if not imported and (not out.hash_info or not out.hash_info.value):
         return None
     fs = repo.fs
     stage_path = out.stage.path
     if not stage_path.endswith(".dvc"):
         stage_path = fs.join(fs.dirname(stage_path), "dvc.lock")
     dvc_file = fs.relpath(stage_path, repo.root_dir)
-    md5 = str(out.hash_info.value)
+    md5 = str(out.hash_info.value) if out.hash_info and out.hash_info.value else ""
     return OutputRef(
         path=out.fs.relpath(out.fs_path, repo.root_dir).replace("\\", "/"),
         dvc_file=dvc_file.replace("\\", "/"),
@@ -156,8 +191,19 @@ def _output_ref(repo: Repo, out: Output, texts: dict[str, str]) -> OutputRef | N
         is_dir=md5.endswith(".dir"),
         size=out.meta.size if out.meta else None,
         nfiles=out.meta.nfiles if out.meta else None,
-        line=_line_of(fs, stage_path, md5, texts),
+        line=_line_of(fs, stage_path, md5, texts) if md5 else None,
+        remote=out.remote or None,
+        push=bool(out.can_push),
+        imported=imported,
     )
+
+
+def _versioned_import(stage: Any) -> bool:
+    """An ``import-url`` from a version-aware source (not a repo import: that would clone)."""
+    try:
+        return bool(stage.is_import and not stage.is_db_import and stage.is_versioned_import)
+    except Exception:  # noqa: BLE001 - a dependency DVC cannot open: an ordinary output then
+        return False
 
 
 def _line_of(fs: Any, path: str, needle: str, texts: dict[str, str]) -> int | None:
@@ -170,6 +216,20 @@ def _line_of(fs: Any, path: str, needle: str, texts: dict[str, str]) -> int | No
         if needle in line:
             return number
     return None
+
+
+def set_aside(outputs: list[OutputRef], *, keep_push_false: bool = False) -> list[SetAside]:
+    """The outputs our remotes do not owe, and why: imports, ``push: false``."""
+    found = []
+    for out in outputs:
+        if out.imported:
+            why = "imported: its data lives in its source's storage, which DVC fetches it from"
+        elif not out.push and not keep_push_false:
+            why = "push: false: never pushed, so expected on no remote"
+        else:
+            continue
+        found.append(SetAside(out.path, out.dvc_file, why))
+    return found
 
 
 def outputs_at(

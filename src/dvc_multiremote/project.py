@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +11,21 @@ from typing import TYPE_CHECKING
 from dvc_multiremote.credentials import ephemeral_config_local, host_matches, plan_grants
 from dvc_multiremote.errors import UsageError
 from dvc_multiremote.remotes import Remote, open_remote
-from dvc_multiremote.remotes.spec import RemoteSpec, select_remotes
-from dvc_multiremote.settings import Settings
+from dvc_multiremote.remotes.spec import (
+    RemoteSpec,
+    config_error,
+    configured_remotes,
+    select_remotes,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from dvc.repo import Repo
+
+    from dvc_multiremote.inventory import OutputRef
+    from dvc_multiremote.scope import Owed
+    from dvc_multiremote.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +38,14 @@ class Project:
     specs: list[RemoteSpec]
     remotes: list[Remote]
     warnings: list[str]
+    configured: list[str]  # every remote of the config, selected or not
+
+    def owed_outputs(self, outputs: list[OutputRef], *, pull: bool = False) -> Owed:
+        """What this run's remotes owe of ``outputs`` (see ``scope.owed_outputs``)."""
+        from dvc_multiremote.scope import owed_outputs
+
+        names = [remote.spec.name for remote in self.remotes]
+        return owed_outputs(outputs, names, self.configured, pull=pull)
 
 
 def find_root(path: Path) -> Path:
@@ -58,7 +75,7 @@ def open_project(settings: Settings) -> Iterator[Project]:
     try:
         config = Config(dvc_dir=str(dvc_dir))
     except ConfigError as exc:
-        raise UsageError(f"The DVC config of {root} is invalid: {exc}") from None
+        raise config_error(root, exc) from None
     specs = select_remotes(config, settings.remotes)
     creds = settings.credentials
     grants, warnings = plan_grants(specs, creds)
@@ -81,6 +98,7 @@ def open_project(settings: Settings) -> Iterator[Project]:
             repo.close()
             raise UsageError(f"A remote's DVC config is invalid: {exc}") from None
         try:
-            yield Project(repo, specs, remotes, warnings)
+            configured = [spec.name for spec in configured_remotes(config)]
+            yield Project(repo, specs, remotes, warnings, configured)
         finally:
             repo.close()

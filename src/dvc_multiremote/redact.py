@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dvc_multiremote.settings import Credentials
+if TYPE_CHECKING:
+    from dvc_multiremote.settings import Credentials
 
 MASK = "***"
 

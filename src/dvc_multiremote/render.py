@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from dvc_multiremote.report import (
     MissingObject,
@@ -12,7 +12,11 @@ from dvc_multiremote.report import (
     Report,
     SyncReport,
 )
-from dvc_multiremote.verdict import Verdict
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dvc_multiremote.verdict import Verdict
 
 MAX_ROWS = 50
 _STATE_LABEL = {
@@ -50,21 +54,37 @@ def _unknown(report: Report) -> str:
 
 
 # --- one sentence per command -------------------------------------------------------------
+def _pinned(report: Report) -> bool:
+    return bool(report.totals.get("pinned")) or any(out.pinned_to for out in report.outputs)
+
+
+def _aside(report: Report) -> str:
+    """`` 2 output(s) set aside (...).`` when some were left alone on purpose, else ""."""
+    if not report.set_aside:
+        return ""
+    kinds = sorted({a.why.split(":")[0] for a in report.set_aside})
+    return f" {len(report.set_aside)} output(s) set aside ({', '.join(kinds)}): see below."
+
+
 def _verify_headline(report: Report, verdict: Verdict) -> str:
     total = report.totals.get("objects", 0)
-    gaps = {r.name: r.objects_missing for r in report.remotes if r.objects_missing}
+    gaps = {r.name: r for r in report.remotes if r.objects_missing}
     unknown = report.unknown_outputs
     if verdict.everything_checked and not gaps and not report.missing and not unknown:
         names = ", ".join(r.name for r in report.remotes)
-        return f"All {total:,} objects are on every remote ({names})."
-    parts = [f"{name} lacks {count:,} of {total:,} objects" for name, count in gaps.items()]
+        where = "every remote that owes them" if _pinned(report) else "every remote"
+        return f"All {total:,} objects are on {where} ({names})." + _aside(report)
+    parts = [
+        f"{name} lacks {r.objects_missing:,} of {(r.objects_present or 0) + (r.objects_missing or 0):,} objects"
+        for name, r in gaps.items()
+    ]
     if unknown:
         parts.append(f"{len(unknown)} output(s) have no manifest anywhere")
     if not verdict.everything_checked:
         parts.append(_not_checked(verdict))
     if not parts or (not gaps and not unknown):
         parts.insert(0, f"The remotes that were checked hold all {total:,} objects")
-    return "; ".join(parts) + "."
+    return "; ".join(parts) + "." + _aside(report)
 
 
 def _pull_headline(report: Report, verdict: Verdict) -> str:
@@ -112,7 +132,10 @@ def _sync_headline(report: Report, verdict: Verdict) -> str:
         or report.unknown_outputs
     )
     if nothing_left and verdict.everything_checked:
-        return f"Nothing to copy: every remote holds all {total:,} objects in scope."
+        owes = "what it owes of the" if _pinned(report) else "all"
+        return f"Nothing to copy: every remote holds {owes} {total:,} objects in scope." + _aside(
+            report
+        )
     moved = sum(p.objects_copied for p in pairs)
     size = sum(p.bytes_copied for p in pairs)
     text = f"{verb} {moved:,} objects ({human_size(size)})"
@@ -182,6 +205,16 @@ def _columns(report: Report) -> list[tuple[str, Callable[[RemoteReport], str]]]:
     ]
 
 
+def storage_lines(report: Report) -> list[str]:
+    """``backblaze: 7.4 GB stored, 6.9 GB referenced`` for each remote whose listing said."""
+    return [
+        f"{r.name}: {human_size(r.bytes_stored)} stored, "
+        f"{human_size(r.bytes_referenced or 0)} referenced"
+        for r in report.remotes
+        if r.bytes_stored is not None
+    ]
+
+
 def _missing_title(report: Report) -> str:
     if isinstance(report, SyncReport):
         return "copies that failed"
@@ -228,6 +261,7 @@ def to_markdown(report: Report, verdict: Verdict, *, title: str | None = None) -
     notes = [
         f"- `{r.name}`: {r.message}" for r in report.remotes if r.message and r.state != "missing"
     ]
+    notes += [f"- {line}" for line in storage_lines(report)]
     if notes:
         lines += ["", *notes]
     gaps = report.outputs_with_gaps
@@ -256,6 +290,14 @@ def to_markdown(report: Report, verdict: Verdict, *, title: str | None = None) -
             lines += ["", f"<details><summary>{len(items):,} {title_text}</summary>", ""]
             lines += ["| Path | md5 | Size | Where |", "|---|---|---:|---|", *_missing_rows(items)]
             lines += ["", "</details>"]
+    if report.set_aside:
+        lines += [
+            "",
+            f"<details><summary>{len(report.set_aside):,} outputs set aside</summary>",
+            "",
+        ]
+        lines += [f"- `{a.path}` (`{a.dvc_file}`): {a.why}" for a in report.set_aside[:MAX_ROWS]]
+        lines += ["", "</details>"]
     if report.warnings:
         lines += ["", *[f"> ⚠️ {w}" for w in report.warnings]]
     return "\n".join(lines) + "\n"
@@ -276,7 +318,8 @@ def _remote_line(report: Report, r: RemoteReport, width: int) -> str:
             counts += f" ({human_size(r.bytes_missing)})"
     else:
         counts = ""
-    detail = r.message if r.state not in ("ok", "missing") or isinstance(report, PullReport) else ""
+    shown = r.state not in ("ok", "missing") or isinstance(report, PullReport) or r.objects_failed
+    detail = r.message if shown else ""
     return f"  {r.name:<{width}}  {r.state:<12} {counts}{'  ' + detail if detail else ''}".rstrip()
 
 
@@ -333,5 +376,11 @@ def to_text(report: Report, verdict: Verdict, *, verbose: bool = False) -> str:
     if isinstance(report, PushReport) and report.not_in_cache:
         lines += ["", "Not in the local cache (push them from a machine that has them):"]
         lines += [f"  {m.path}" for m in report.not_in_cache[:MAX_ROWS]]
+    storage = storage_lines(report)
+    if storage:
+        lines += ["", *storage]
+    if report.set_aside:
+        lines += ["", "Set aside:"]
+        lines += [f"  {a.path}: {a.why}" for a in report.set_aside[:MAX_ROWS]]
     lines += [f"warning: {warning}" for warning in report.warnings]
     return "\n".join(lines) + "\n"

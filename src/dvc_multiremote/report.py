@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dvc_multiremote.inventory import DirEntry, OutputRef
-
 if TYPE_CHECKING:
+    from dvc_multiremote.inventory import DirEntry, Inventory, OutputRef, SetAside
     from dvc_multiremote.verdict import Verdict
 
 
@@ -29,6 +28,8 @@ class RemoteReport:
     objects_failed: int | None = None
     bytes_downloaded: int | None = None
     checked_with: str | None = None
+    bytes_stored: int | None = None  # verify: under the DVC prefix, from the listing
+    bytes_referenced: int | None = None  # verify: of those, what this project's scope needs
 
 
 @dataclass
@@ -43,6 +44,7 @@ class OutputReport:
     line: int | None = None
     reason: str | None = None
     fixes: list[str] = field(default_factory=list)
+    pinned_to: str | None = None  # ``remote: NAME``: checked there only
 
     def describe_gap(self, remote: str) -> str:
         """``300 of 1,000 files and the .dir manifest`` — what ``remote`` lacks of this output."""
@@ -66,7 +68,19 @@ class OutputReport:
             is_dir=out.is_dir,
             files=len(entries) if entries is not None else (out.nfiles if out.is_dir else 1),
             line=out.line,
+            pinned_to=out.remote,
         )
+
+
+def unknown_dirs(inventory: Inventory, reason: str) -> list[OutputReport]:
+    """Directories whose manifest could not be read: their files are unknown, never fine."""
+    unknown = []
+    for out in inventory.outputs:
+        if out.is_dir and inventory.contents.get(out.obj) is None:
+            report = OutputReport.of(out, None)
+            report.reason = reason
+            unknown.append(report)
+    return unknown
 
 
 @dataclass
@@ -99,6 +113,7 @@ class Report:
     totals: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     revisions: list[str] = field(default_factory=list)
+    set_aside: list[SetAside] = field(default_factory=list)
 
     @property
     def outputs_with_gaps(self) -> list[OutputReport]:
@@ -166,6 +181,7 @@ _JSON_FIELDS = (
     "totals",
     "warnings",
     "revisions",
+    "set_aside",
     "remotes_used",
     "not_in_cache",
     "checked_out",

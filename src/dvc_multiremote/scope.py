@@ -9,25 +9,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dvc_multiremote.errors import UsageError
 from dvc_multiremote.inventory import (
     DirEntry,
     Inventory,
     ObjectRef,
     OutputRef,
+    SetAside,
     all_commit_outputs,
     expand,
     merge_base,
     outputs_at,
     read_manifest,
     resolve_rev,
+    set_aside,
 )
-from dvc_multiremote.settings import Settings
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
 
     from dvc_multiremote.project import Project
     from dvc_multiremote.remotes import Remote
+    from dvc_multiremote.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ class Gathered:
     inventory: Inventory
     revisions: list[str]
     manifest_reads: dict[ObjectRef, tuple[str, int]] = field(default_factory=dict)
+    set_aside: list[SetAside] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def gather(
@@ -77,7 +82,8 @@ def gather(
     first asked (the rest are probed by ``check_all``, each on its own thread).
     """
     scope = scope_outputs(project.repo, settings)
-    inventory = Inventory(scope.outputs)
+    owed = project.owed_outputs(scope.outputs)
+    inventory = Inventory(owed.outputs)
     readers = project.remotes
     if read_order:
         readers = sorted(readers, key=lambda r: read_order.index(r.spec.name))
@@ -85,7 +91,53 @@ def gather(
     expand(inventory, loader)
     if scope.base_dirs:
         exclude_base_files(inventory, scope.base_dirs, loader)
-    return Gathered(inventory, scope.revisions, loader.fetched)
+    return Gathered(inventory, scope.revisions, loader.fetched, owed.set_aside, owed.warnings)
+
+
+@dataclass
+class Owed:
+    """The outputs our remotes owe in a run, those set aside (and why), and what to tell."""
+
+    outputs: list[OutputRef]
+    set_aside: list[SetAside]
+    warnings: list[str]
+
+
+def owed_outputs(
+    outputs: list[OutputRef], remotes: list[str], configured: list[str], *, pull: bool = False
+) -> Owed:
+    """What DVC's output model says the run's remotes owe, as ``dvc push`` applies it.
+
+    Imports live in their sources' storage; ``push: false`` outputs are expected nowhere (a
+    ``pull`` still takes them where they happen to be); an output pinned to a remote this run
+    does not use is out of scope (said once per remote). ``pull`` keeps pinned outputs: the pin
+    only says where to look first.
+    """
+    unknown = next((o for o in outputs if o.remote and o.remote not in configured), None)
+    if unknown is not None:
+        raise UsageError(
+            f"{unknown.path} is pinned to remote {unknown.remote!r} ({unknown.dvc_file}), which "
+            "is not a remote of this project; DVC would refuse it too.",
+            fix=f"Add the remote, or correct `remote:` in {unknown.dvc_file}.",
+        )
+    kept: list[OutputRef] = []
+    aside = set_aside(outputs, keep_push_false=pull)
+    elsewhere: dict[str, list[OutputRef]] = {}
+    for out in outputs:
+        if out.imported or not (out.push or pull):
+            continue
+        if out.remote is not None and out.remote not in remotes and not pull:
+            elsewhere.setdefault(out.remote, []).append(out)
+            continue
+        kept.append(out)
+    warnings = []
+    for name, outs in elsewhere.items():
+        aside += [SetAside(o.path, o.dvc_file, f"pinned to remote {name!r}") for o in outs]
+        warnings.append(
+            f"{len(outs)} output(s) pinned to remote {name!r} are out of scope: this run does not "
+            f"use {name!r} ({', '.join(o.path for o in outs[:3])}{', …' if len(outs) > 3 else ''})."
+        )
+    return Owed(kept, aside, warnings)
 
 
 @dataclass
@@ -161,13 +213,21 @@ class ManifestLoader:
         return None
 
 
-def check_all(remotes: list[Remote], objects: dict[ObjectRef, str], jobs: int) -> None:
+def check_all(
+    remotes: list[Remote],
+    objects: dict[ObjectRef, str],
+    jobs: int,
+    owners: dict[ObjectRef, frozenset[str]] | None = None,
+) -> None:
     """Which of ``objects`` each remote holds, each remote on its own thread: probed (if not
-    yet) and then checked, so one remote's slow probe does not hold back the others."""
+    yet) and then checked, so one remote's slow probe does not hold back the others. A remote
+    is asked only for what it owes (``owners``: objects pinned to some remotes)."""
 
     def probe_and_check(remote: Remote) -> None:
         if remote.ensure_probed():
-            remote.check(objects, jobs)
+            name = remote.spec.name
+            owed = objects if not owners else [o for o in objects if owes(owners, o, name)]
+            remote.check(owed, jobs)
 
     on_remotes(remotes, probe_and_check)
 
@@ -180,3 +240,9 @@ def on_remotes(remotes: list[Remote], work: Callable[[Remote], object]) -> None:
     with ThreadPoolExecutor(max_workers=len(remotes)) as pool:
         for future in [pool.submit(work, remote) for remote in remotes]:
             future.result()
+
+
+def owes(owners: dict[ObjectRef, frozenset[str]], obj: ObjectRef, remote: str) -> bool:
+    """Whether ``remote`` owes ``obj`` (every remote does, unless the object is pinned)."""
+    names = owners.get(obj)
+    return names is None or remote in names

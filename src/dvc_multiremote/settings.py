@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dvc_multiremote.errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 Command = Literal["verify", "pull", "push", "sync", "demo", "merge-reports"]
 TRANSFER_JOBS = 32  # DagsHub's own client downloads with 32 threads and warns above that
@@ -40,18 +42,19 @@ def parse_size(text: str) -> int:
     return int(float(match.group("number")) * _UNITS[unit])
 
 
-def parse_budget(items: list[str]) -> dict[str, int]:
-    """``["backblaze=1GB"]`` -> ``{"backblaze": 1000000000}``; a one-sentence error otherwise."""
+def parse_budget(items: list[str], option: str = "--budget") -> dict[str, int]:
+    """``["backblaze=1GB"]`` -> ``{"backblaze": 1000000000}``; a one-sentence error naming
+    ``option`` otherwise (``--budget``, ``--storage-limit``)."""
     budget: dict[str, int] = {}
     for item in items:
         name, sep, size = item.partition("=")
         if not sep or not name.strip():
-            raise UsageError(f"--budget must look like backblaze=1GB, got {item!r}.")
+            raise UsageError(f"{option} must look like backblaze=1GB, got {item!r}.")
         try:
             budget[name.strip()] = parse_size(size)
         except ValueError:
             raise UsageError(
-                f"--budget {item!r} has no valid size; use units B, KB, MB, GB, KiB, MiB or GiB."
+                f"{option} {item!r} has no valid size; use units B, KB, MB, GB, KiB, MiB or GiB."
             ) from None
     return budget
 
@@ -146,6 +149,7 @@ class Settings(BaseModel):
     all_commits: bool = False
     dry_run: bool = False
     budget: dict[str, int] = Field(default_factory=dict)
+    storage_limit: dict[str, int] = Field(default_factory=dict)
     prefer_source: list[str] | None = None
     shard: tuple[int, int] | None = None
     keep: Path | None = None
@@ -153,13 +157,14 @@ class Settings(BaseModel):
 
     _split_remotes = field_validator("remotes", "prefer_source", mode="before")(_split_list)
 
-    @field_validator("budget", mode="before")
+    @field_validator("budget", "storage_limit", mode="before")
     @classmethod
-    def _budget(cls, value: object) -> object:
+    def _sizes(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
             value = _split_list(value)
         if isinstance(value, list):
-            return parse_budget([str(item) for item in value])
+            option = "--" + str(info.field_name).replace("_", "-")
+            return parse_budget([str(item) for item in value], option)
         return value
 
     @field_validator("shard", mode="before")

@@ -6,11 +6,14 @@ all read the ``Verdict``; none of them works the exit code out again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dvc_multiremote.errors import ExitCode, worst
 from dvc_multiremote.report import PullReport, PushReport, RemoteReport, Report, SyncReport
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 USABLE_STATES = ("ok", "missing")
 # What a remote's state means, in words for a sentence ("could not check dagshub: ...").

@@ -6,12 +6,14 @@ import contextlib
 import socket
 import socketserver
 import threading
-from collections.abc import Iterator
-from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from io import BufferedIOBase
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from email.message import Message
+    from io import BufferedIOBase
+    from types import TracebackType
 
 HOST = "127.0.0.1"
 CHUNK_SIZE = 64 * 1024
@@ -180,7 +182,28 @@ class QuietHandler(BaseHTTPRequestHandler):
         """Stay quiet."""
 
 
-class LoopbackServer:
+class Served:
+    """A test server as a context manager: started on enter, stopped on exit."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class LoopbackServer(Served):
     """Serves ``handler_class`` on 127.0.0.1 at a free port from a background thread."""
 
     handler_class: type[QuietHandler]
@@ -231,14 +254,3 @@ class LoopbackServer:
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT``."""
         return f"http://{self.host}"
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -7,16 +7,25 @@ Each bad value fails with one sentence that names the input, as it is spelled in
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
-from pydantic import AliasChoices, AliasGenerator, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    AliasGenerator,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dvc_multiremote.errors import MultiremoteError, UsageError
 from dvc_multiremote.settings import parse_shard, parse_size
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ActionCommand = Literal["pull", "push", "verify", "sync"]
 Scope = Literal["auto", "workspace", "pr", "all-commits"]
@@ -97,6 +106,7 @@ class ActionInputs(BaseSettings):
     scope: Scope = "auto"
     dry_run: bool = False
     budget: Annotated[list[str], NoDecode] = []
+    storage_limit: Annotated[list[str], NoDecode] = []
     prefer_source: Annotated[list[str], NoDecode] = []
     shard: tuple[int, int] | None = None
     comment: CommentMode = "auto"
@@ -133,20 +143,21 @@ class ActionInputs(BaseSettings):
             return int(text)
         return value
 
-    @field_validator("budget", mode="before")
+    @field_validator("budget", "storage_limit", mode="before")
     @classmethod
-    def _budget(cls, value: object) -> object:
+    def _sizes(cls, value: object, info: ValidationInfo) -> object:
+        field = str(info.field_name)
         items = _lines(value, commas=True)
         if isinstance(items, list):
             for item in items:
                 name, sep, size = str(item).partition("=")
                 if not sep or not name.strip():
-                    raise _bad("budget", f"must be lines like backblaze=1GB, got {item!r}.")
+                    raise _bad(field, f"must be lines like backblaze=1GB, got {item!r}.")
                 try:
                     parse_size(size)
                 except ValueError:
                     raise _bad(
-                        "budget",
+                        field,
                         f"has no valid size in {item!r}; write one like 500MB or 1GiB "
                         "(units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB).",
                     ) from None
@@ -183,6 +194,10 @@ class ActionInputs(BaseSettings):
     @property
     def budget_names(self) -> list[str]:
         return [item.partition("=")[0].strip() for item in self.budget]
+
+    @property
+    def storage_limit_names(self) -> list[str]:
+        return [item.partition("=")[0].strip() for item in self.storage_limit]
 
 
 class InputProblem(NamedTuple):
@@ -246,6 +261,14 @@ def check_inputs(inputs: ActionInputs, event_name: str, is_pr_event: bool) -> Pa
                 f"Input `dry-run` applies to `sync` only; `{inputs.command}` has no dry run.",
             )
         )
+    if inputs.storage_limit and inputs.command != "verify":
+        problems.append(
+            InputProblem(
+                "storage-limit",
+                f"Input `storage-limit` applies to `verify` only; `{inputs.command}` does not "
+                "list the remotes' storage.",
+            )
+        )
     if inputs.scope == "pr" and not is_pr_event:
         problems.append(
             InputProblem("scope", SCOPE_NEEDS_PR.format(event=event_name or "non-GitHub"))
@@ -270,6 +293,7 @@ def check_inputs(inputs: ActionInputs, event_name: str, is_pr_event: bool) -> Pa
             ("remotes", inputs.remotes),
             ("prefer-source", inputs.prefer_source),
             ("budget", inputs.budget_names),
+            ("storage-limit", inputs.storage_limit_names),
         ):
             unknown = [name for name in names if name not in configured]
             if unknown:

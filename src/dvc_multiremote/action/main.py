@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -26,10 +25,15 @@ from dvc_multiremote.action.pull_request import PrContext, RunnerEnv
 from dvc_multiremote.errors import ExitCode, MultiremoteError
 from dvc_multiremote.logs import configure_logging
 from dvc_multiremote.redact import Redactor, secret_values
-from dvc_multiremote.report import Report
 from dvc_multiremote.settings import Credentials, Settings
 from dvc_multiremote.signals import sigterm_raises
-from dvc_multiremote.verdict import Verdict
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from dvc_multiremote.report import Report
+    from dvc_multiremote.verdict import Verdict
 
 REPORT_DIR = ".dvc-multiremote"
 _TOKEN_VARIABLES = ("INPUT_GITHUB-TOKEN", "INPUT_GITHUB_TOKEN")
@@ -241,6 +245,7 @@ def build_settings(
         all_commits=scope == "all-commits",
         dry_run=inputs.dry_run,
         budget=inputs.budget,
+        storage_limit=inputs.storage_limit,
         prefer_source=inputs.prefer_source or None,
         shard=inputs.shard,
         credentials=creds,

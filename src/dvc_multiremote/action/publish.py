@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from dvc_multiremote.action import runner
 from dvc_multiremote.errors import ExitCode
 from dvc_multiremote.report import OutputReport, PullReport, PushReport, Report, SyncReport
-from dvc_multiremote.verdict import Verdict
+
+if TYPE_CHECKING:
+    from dvc_multiremote.verdict import Verdict
 
 
 class ActionOutputs(NamedTuple):

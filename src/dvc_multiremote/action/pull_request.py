@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from dvc_multiremote.errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 PR_EVENTS: tuple[str, ...] = ("pull_request", "pull_request_target")
 # Options that decide which server a remote's requests (and so its credentials) go to.

@@ -9,14 +9,16 @@ from __future__ import annotations
 import base64
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from actions_toolkit import core
 from actions_toolkit.command import Command
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
 
 Level = Literal["error", "warning", "notice"]
 MAX_ANNOTATIONS = 50

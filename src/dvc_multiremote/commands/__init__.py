@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 from dvc_multiremote.errors import UsageError
-from dvc_multiremote.report import Report
-from dvc_multiremote.settings import Settings
+
+if TYPE_CHECKING:
+    from dvc_multiremote.report import Report
+    from dvc_multiremote.settings import Settings
 
 # Imported on use: `demo` and `merge-reports` should not pay for what `sync` needs, and back.
 _RUNNERS = {

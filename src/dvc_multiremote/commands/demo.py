@@ -12,10 +12,13 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dvc_multiremote.errors import MultiremoteError
-from dvc_multiremote.report import Report
 from dvc_multiremote.settings import Credentials, Settings
+
+if TYPE_CHECKING:
+    from dvc_multiremote.report import Report
 
 IMAGES = 300
 BIG_FILE_BYTES = 5_000_000

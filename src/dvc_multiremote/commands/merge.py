@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dvc_multiremote.errors import UsageError
+from dvc_multiremote.inventory import SetAside
 from dvc_multiremote.report import (
     REPORT_TYPES,
     MissingObject,
@@ -19,7 +20,9 @@ from dvc_multiremote.report import (
     Report,
     SyncReport,
 )
-from dvc_multiremote.settings import Settings
+
+if TYPE_CHECKING:
+    from dvc_multiremote.settings import Settings
 
 T = TypeVar("T")
 # Worse states win when shards disagree about a remote.
@@ -48,6 +51,7 @@ def load_report(path: Path) -> Report:
         "remotes": [_build(RemoteReport, r) for r in data.get("remotes", [])],
         "outputs": [_build(OutputReport, o) for o in data.get("outputs", [])],
         "pairs": [_build(PairReport, p) for p in data.get("pairs") or []],
+        "set_aside": [_build(SetAside, a) for a in data.get("set_aside") or []],
         **{
             name: _objects(data.get(name))
             for name in ("missing", "not_in_cache", "skipped_budget", "corrupt", "unavailable")
@@ -75,6 +79,7 @@ def merge_reports(reports: list[Report]) -> Report:
         "totals": _sum_dicts([r.totals for r in reports]),
         "warnings": list(dict.fromkeys(w for r in reports for w in r.warnings)),
         "revisions": list(dict.fromkeys(rev for r in reports for rev in r.revisions)),
+        "set_aside": list(dict.fromkeys(a for r in reports for a in r.set_aside)),
     }
     if isinstance(first, SyncReport):
         syncs = [r for r in reports if isinstance(r, SyncReport)]
@@ -112,8 +117,11 @@ def _merge_remotes(reports: list[Report]) -> list[RemoteReport]:
         numbers = {
             f.name: _sum_or_none([getattr(part, f.name) for part in parts])
             for f in fields(RemoteReport)
-            if f.name.startswith(("objects_", "bytes_"))
+            if f.name.startswith(("objects_", "bytes_")) and f.name != "bytes_stored"
         }
+        # Every shard lists the whole remote: what it stores is said once, not summed.
+        stored = [part.bytes_stored for part in parts if part.bytes_stored is not None]
+        numbers["bytes_stored"] = max(stored) if stored else None
         remote = RemoteReport(
             name=name,
             url=parts[0].url,
@@ -138,7 +146,13 @@ def _merge_outputs(reports: list[Report]) -> list[OutputReport]:
             key = (out.path, out.md5)
             if key not in merged:
                 merged[key] = OutputReport(
-                    out.path, out.dvc_file, out.md5, out.is_dir, out.files, line=out.line
+                    out.path,
+                    out.dvc_file,
+                    out.md5,
+                    out.is_dir,
+                    out.files,
+                    line=out.line,
+                    pinned_to=out.pinned_to,
                 )
             into = merged[key]
             for name, count in out.missing.items():

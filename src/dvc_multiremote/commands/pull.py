@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dvc_multiremote.inventory import Inventory, ObjectRef, expand, outputs_at
+from dvc_multiremote.inventory import (
+    Inventory,
+    ObjectRef,
+    OutputRef,
+    SetAside,
+    expand,
+    outputs_at,
+)
+from dvc_multiremote.progress import Progress
 from dvc_multiremote.project import Project, open_project
 from dvc_multiremote.remotes import Remote, RemoteFailed
 from dvc_multiremote.remotes.concurrency import bounded_gather
@@ -28,10 +36,11 @@ from dvc_multiremote.remotes.transfer import (
 )
 from dvc_multiremote.report import MissingObject, OutputReport, PullReport, RemoteReport
 from dvc_multiremote.scope import load_from_cache, local_cache_path
-from dvc_multiremote.settings import Settings
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
+
+    from dvc_multiremote.settings import Settings
 
 log = logging.getLogger(__name__)
 # A remote that can list is listed once it has said "not here" this often during a pull (and
@@ -66,14 +75,25 @@ class Fetcher:
         self.workdir = workdir
         self.jobs = jobs
         self.result = FetchResult(served={remote.spec.name: Counter() for remote in remotes})
+        self.progress: Progress | None = None
         self._lock = threading.Lock()
 
     def in_cache(self, obj: ObjectRef) -> bool:
         return local_cache_path(self.repo, obj).exists()
 
-    def fetch(self, objects: list[ObjectRef]) -> list[ObjectRef]:
-        """Fetch every object not yet in the cache; return those no remote could deliver."""
+    def fetch(
+        self, objects: list[ObjectRef], first: dict[ObjectRef, str] | None = None
+    ) -> list[ObjectRef]:
+        """Fetch every object not yet in the cache; return those no remote could deliver.
+
+        An object in ``first`` (pinned with ``remote: NAME``) is asked of that remote first.
+        """
         remaining = [obj for obj in dict.fromkeys(objects) if not self.in_cache(obj)]
+        for remote in self.remotes:
+            pinned = [obj for obj in remaining if (first or {}).get(obj) == remote.spec.name]
+            if pinned and remote.ensure_probed():
+                got = self._from(remote, pinned)
+                remaining = [obj for obj in remaining if obj not in got]
         for remote in self.remotes:
             if not remaining:
                 break
@@ -139,6 +159,8 @@ class Fetcher:
         finally:
             fetched.path.unlink(missing_ok=True)
         self.result.served[remote.spec.name].add(fetched.size)
+        if self.progress is not None:
+            self.progress.advance(fetched.size)
         with self._lock:
             got.add(fetched.obj)
 
@@ -192,21 +214,69 @@ class _ListingOnMisses:
 def pull_project(project: Project, settings: Settings) -> PullReport:
     repo, remotes = project.repo, project.remotes
     jobs = settings.transfer_jobs
-    outputs = outputs_at(repo, [None], settings.targets, strict=True)
+    every = outputs_at(repo, [None], settings.targets, strict=True)
+    names = [remote.spec.name for remote in remotes]
+    outputs = project.owed_outputs(every, pull=True).outputs
     inventory = Inventory(outputs)
     os.makedirs(repo.tmp_dir, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="dvc-multiremote-", dir=repo.tmp_dir))
+    fetcher = Fetcher(repo, remotes, workdir, jobs)
     try:
-        fetcher = Fetcher(repo, remotes, workdir, jobs)
         # Manifests first: they say which files a directory needs.
-        fetcher.fetch([out.obj for out in outputs if out.is_dir])
+        pins = {out.obj: out.remote for out in outputs if out.remote and out.remote in names}
+        fetcher.fetch([out.obj for out in outputs if out.is_dir], pins)
         expand(inventory, lambda obj: load_from_cache(repo, obj))
         objects = inventory.objects()
-        unresolved = fetcher.fetch(list(objects))
+        fetcher.progress = _progress(repo, inventory, objects, settings)
+        # An object pinned with ``remote: NAME`` is asked of NAME first.
+        first = {
+            obj: min(usable, key=names.index)
+            for obj, owners in inventory.owners().items()
+            if (usable := [name for name in owners if name in names])
+        }
+        unresolved = fetcher.fetch(list(objects), first)
     finally:
+        if fetcher.progress is not None:
+            fetcher.progress.close()
         shutil.rmtree(workdir, ignore_errors=True)
+    imports = fetch_imports(repo, [out for out in every if out.imported])
     checked_out, checkout_warnings = _checkout(repo, settings.targets)
-    return _report(project, inventory, fetcher.result, unresolved, checked_out, checkout_warnings)
+    report = _report(project, inventory, fetcher.result, unresolved, checked_out, checkout_warnings)
+    report.set_aside = [aside for aside, _ in imports]
+    report.missing += [failed for _, failed in imports if failed is not None]
+    return report
+
+
+def _progress(
+    repo: Repo, inventory: Inventory, objects: dict[ObjectRef, str], settings: Settings
+) -> Progress:
+    """Progress of what the cache lacks. The bytes are known (the outputs' recorded sizes)
+    only when the cache lacks everything, as on a fresh runner; else objects alone count."""
+    lacking = [obj for obj in objects if not local_cache_path(repo, obj).exists()]
+    sizes = [out.size for out in inventory.outputs]
+    fresh = len(lacking) == len(objects) and None not in sizes
+    size = sum(s or 0 for s in sizes) if fresh else None
+    return Progress("pull", len(lacking), size, enabled=bool(lacking) and not settings.quiet)
+
+
+def fetch_imports(
+    repo: Repo, imports: list[OutputRef]
+) -> list[tuple[SetAside, MissingObject | None]]:
+    """Imports come from their sources, through DVC, as ``dvc pull`` gets them; each is said
+    on a line of its own, with what went wrong when DVC could not fetch it."""
+
+    done: list[tuple[SetAside, MissingObject | None]] = []
+    for out in imports:
+        try:
+            repo.fetch(targets=[os.path.join(repo.root_dir, out.dvc_file)])
+        except Exception as exc:  # noqa: BLE001 - said for this import; the pull goes on
+            why = f"imported: DVC could not fetch it from its source: {exc}"
+            missing = MissingObject(out.md5, out.path, out.size, ["its source"])
+            done.append((SetAside(out.path, out.dvc_file, why), missing))
+            continue
+        why = "imported: fetched from its source by DVC"
+        done.append((SetAside(out.path, out.dvc_file, why), None))
+    return done
 
 
 def _checkout(repo: Repo, targets: list[str]) -> tuple[int, list[str]]:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dvc_multiremote.inventory import Inventory, ObjectRef, expand, outputs_at
+from dvc_multiremote.progress import Progress
 from dvc_multiremote.project import Project, open_project
 from dvc_multiremote.remotes import Remote, RemoteFailed
 from dvc_multiremote.remotes.transfer import Counter, ObjectFailed, run_parallel, upload
 from dvc_multiremote.report import MissingObject, OutputReport, PushReport, RemoteReport
-from dvc_multiremote.scope import load_from_cache, local_cache_path
-from dvc_multiremote.settings import Settings
+from dvc_multiremote.scope import load_from_cache, local_cache_path, owes
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dvc_multiremote.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,26 +37,47 @@ class PushOutcome:
 
     pushed: Counter = field(default_factory=Counter)
     failed: set[ObjectRef] = field(default_factory=set)
+    reasons: collections.Counter[str] = field(default_factory=collections.Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def why(self) -> str:
+        """What the failed uploads said, the most common first: "" when none failed."""
+        if not self.failed or not self.reasons:
+            return ""
+        reason, count = self.reasons.most_common(1)[0]
+        return f"{len(self.failed):,} upload(s) failed; {count:,} said: {reason}"
 
 
 def push_project(project: Project, settings: Settings) -> PushReport:
     repo, remotes = project.repo, project.remotes
-    outputs = outputs_at(repo, [None], settings.targets, strict=True)
-    inventory = Inventory(outputs)
+    every = outputs_at(repo, [None], settings.targets, strict=True)
+    owed = project.owed_outputs(every)
+    inventory = Inventory(owed.outputs)
     expand(inventory, lambda obj: load_from_cache(repo, obj))
     objects = inventory.objects()
+    owners = inventory.owners()
     cached = {obj for obj in objects if local_cache_path(repo, obj).exists()}
     sources = {obj: local_cache_path(repo, obj) for obj in cached}
     outcomes = {remote.spec.name: PushOutcome() for remote in remotes}
 
-    def push_to(remote: Remote) -> None:
-        _push_remote(remote, inventory, sources, outcomes[remote.spec.name], settings)
+    progress = Progress("push", 0, 0, enabled=not settings.quiet)
 
-    with ThreadPoolExecutor(max_workers=max(1, len(remotes))) as pool:
-        for future in [pool.submit(push_to, remote) for remote in remotes]:
-            future.result()
-    return _report(project, inventory, objects, cached, outcomes)
+    def push_to(remote: Remote) -> None:
+        # Each remote gets what it owes: an output pinned to another remote is not its own.
+        name = remote.spec.name
+        own = {obj: path for obj, path in sources.items() if owes(owners, obj, name)}
+        _push_remote(remote, inventory, own, outcomes[name], settings, progress)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, len(remotes))) as pool:
+            for future in [pool.submit(push_to, remote) for remote in remotes]:
+                future.result()
+    finally:
+        progress.close()
+    report = _report(project, inventory, objects, cached, outcomes)
+    report.set_aside = owed.set_aside
+    report.warnings += owed.warnings
+    return report
 
 
 def _push_remote(
@@ -59,6 +86,7 @@ def _push_remote(
     sources: dict[ObjectRef, Path],
     outcome: PushOutcome,
     settings: Settings,
+    progress: Progress,
 ) -> None:
     if not remote.ensure_probed():
         return
@@ -66,9 +94,14 @@ def _push_remote(
     if not remote.status.usable:
         return
     present = set(remote.status.present or {})
+    lacking = [obj for obj in sources if obj not in present]
+    progress.grow(len(lacking), sum(sources[obj].stat().st_size for obj in lacking))
 
     def one(obj: ObjectRef) -> None:
         if not remote.status.usable:
+            # Known absent (checked above) and now not pushed: listed with the ones that failed.
+            with outcome.lock:
+                outcome.failed.add(obj)
             return
         try:
             size = upload(remote, obj, sources[obj])
@@ -76,8 +109,11 @@ def _push_remote(
             log.debug("push of %s to %s failed: %s", obj.md5, remote.spec.name, exc)
             with outcome.lock:
                 outcome.failed.add(obj)
+                if isinstance(exc, ObjectFailed):
+                    outcome.reasons[exc.reason] += 1
             return
         outcome.pushed.add(size)
+        progress.advance(size)
         with outcome.lock:
             present.add(obj)
 
@@ -112,7 +148,7 @@ def _report(
                 name=status.spec.name,
                 url=status.spec.display_url,
                 state=status.state if status.state != "missing" else "ok",
-                message=status.message,
+                message=status.message or outcome.why(),
                 requests=dict(status.requests),
                 objects_pushed=outcome.pushed.objects,
                 bytes_pushed=outcome.pushed.bytes,
@@ -142,6 +178,8 @@ def _report(
             count = len(own & outcome.failed)
             if count:
                 report.missing[name] = count
+                if out.is_dir and out.obj in outcome.failed:
+                    report.manifest_missing.append(name)  # "5 of 5 files and the manifest"
         if out.obj not in cached:
             report.reason = "not in the local cache, so it cannot be pushed from here"
         outputs.append(report)

@@ -7,12 +7,14 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dvc_multiremote.commands.budget import Budget, ManifestGate
+from dvc_multiremote.commands.copy_plan import Copy, plan, source_order
 from dvc_multiremote.inventory import Inventory, ObjectRef, in_shard
+from dvc_multiremote.progress import Progress
 from dvc_multiremote.project import Project, open_project
 from dvc_multiremote.remotes import Remote, RemoteFailed
 from dvc_multiremote.remotes.transfer import (
@@ -26,13 +28,17 @@ from dvc_multiremote.remotes.transfer import (
 )
 from dvc_multiremote.report import (
     MissingObject,
-    OutputReport,
     PairReport,
     RemoteReport,
     SyncReport,
+    unknown_dirs,
 )
-from dvc_multiremote.scope import check_all, gather, local_cache_path
-from dvc_multiremote.settings import Settings
+from dvc_multiremote.scope import check_all, gather, local_cache_path, owes
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from dvc_multiremote.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +47,6 @@ def run_sync(settings: Settings) -> SyncReport:
     """Make every selected remote hold every object in scope."""
     with open_project(settings) as project:
         return sync_project(project, settings)
-
-
-@dataclass
-class Copy:
-    """One object to bring to some destinations, with its candidate sources, best first."""
-
-    obj: ObjectRef
-    path: str
-    size: int | None
-    destinations: list[str]
-    sources: list[str]
-    local: Path | None = None  # a checked copy already on this machine (manifests)
 
 
 @dataclass
@@ -79,54 +73,6 @@ class Tally:
             table.setdefault(obj, set()).add(name)
 
 
-def source_order(remotes: list[Remote], budget: Budget, prefer: list[str] | None) -> list[str]:
-    """Remotes in the order they should serve.
-
-    ``--prefer-source`` first when given; otherwise remotes without a ``--budget`` first. Within
-    each group, remotes whose downloads are capped (B2, by ``B2_HOSTS``) come last, so capped
-    bandwidth is spent only on what no one else can serve.
-    """
-    ordered = sorted(remotes, key=lambda remote: remote.refused_read_is_cap)
-    names = [remote.spec.name for remote in ordered]
-    if prefer:
-        head = [name for name in prefer if name in names]
-    else:
-        head = [name for name in names if not budget.capped(name)]
-    return head + [name for name in names if name not in head]
-
-
-def plan(
-    objects: dict[ObjectRef, str],
-    remotes: list[Remote],
-    budget: Budget,
-    prefer: list[str] | None,
-) -> tuple[list[Copy], list[ObjectRef]]:
-    """Copies to make (files first, largest first without a budget; manifests last) and the
-    objects no usable remote holds."""
-    usable = [remote for remote in remotes if remote.status.present is not None]
-    order = source_order(usable, budget, prefer)
-    by_name = {remote.spec.name: remote for remote in usable}
-    copies: list[Copy] = []
-    unavailable: list[ObjectRef] = []
-    for obj, path in objects.items():
-        holders = [name for name in order if obj in (by_name[name].status.present or {})]
-        lacking = [r.spec.name for r in usable if obj not in (r.status.present or {})]
-        if not lacking:
-            continue
-        if not holders:
-            unavailable.append(obj)
-            continue
-        size = _known_size(obj, [by_name[name] for name in holders])
-        # Within budget first, then the preference order: capped bandwidth is spent last.
-        holders.sort(key=lambda name: (not budget.fits(name, size), order.index(name)))
-        copies.append(Copy(obj, path, size, lacking, holders))
-    # Files before manifests. Without a budget, largest first: a big file started last would
-    # run on alone after all the rest. Under a budget, path order, so the budget goes as planned.
-    largest_first = not budget.limits
-    copies.sort(key=lambda c: (c.obj.is_dir, -(c.size or 0) if largest_first else 0, c.path))
-    return copies, unavailable
-
-
 def _check_names(settings: Settings, remotes: list[Remote]) -> None:
     from dvc_multiremote.errors import UsageError
 
@@ -143,14 +89,6 @@ def _check_names(settings: Settings, remotes: list[Remote]) -> None:
             )
 
 
-def _known_size(obj: ObjectRef, holders: list[Remote]) -> int | None:
-    for remote in holders:
-        size = (remote.status.present or {}).get(obj)
-        if size is not None:
-            return size
-    return None
-
-
 def sync_project(project: Project, settings: Settings) -> SyncReport:
     remotes = project.remotes
     budget = Budget(settings.budget)
@@ -162,20 +100,34 @@ def sync_project(project: Project, settings: Settings) -> SyncReport:
     gate.settle(gathered.manifest_reads, tally)
     inventory = gathered.inventory
     objects = inventory.objects()
+    owners = inventory.owners()
+    # Every remote is checked for everything: a pinned object may be copied from any of them.
     check_all(remotes, objects, settings.check_jobs)
-    copies, unavailable = plan(objects, remotes, budget, settings.prefer_source)
+    copies, unavailable = plan(objects, remotes, budget, settings.prefer_source, owners)
     if settings.shard:
         # Files split by hash; every shard finishes the manifests whose files are all there.
         shard = settings.shard
         copies = [c for c in copies if c.obj.is_dir or in_shard(c.obj.md5, shard)]
         unavailable = [obj for obj in unavailable if obj.is_dir or in_shard(obj.md5, shard)]
     if not settings.dry_run:
-        _execute(project, inventory, copies, budget, tally, settings.transfer_jobs)
+        progress = Progress(
+            "sync",
+            len(copies),
+            sum(c.size or 0 for c in copies),
+            enabled=bool(copies) and not settings.quiet,
+        )
+        try:
+            _execute(project, inventory, copies, budget, tally, settings.transfer_jobs, progress)
+        finally:
+            progress.close()
     else:
         _dry_run(copies, budget, tally)
-    return _report(
+    report = _report(
         project, settings, inventory, objects, copies, unavailable, tally, gathered.revisions
     )
+    report.set_aside = gathered.set_aside
+    report.warnings[:0] = gathered.warnings
+    return report
 
 
 def _execute(
@@ -185,13 +137,19 @@ def _execute(
     budget: Budget,
     tally: Tally,
     jobs: int,
+    progress: Progress,
 ) -> None:
     by_name = {remote.spec.name: remote for remote in project.remotes}
+
+    def copy_one(copy: Copy) -> None:
+        _copy(copy, by_name, budget, tally, workdir)
+        progress.advance(copy.size or 0)
+
     os.makedirs(project.repo.tmp_dir, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="dvc-multiremote-sync-", dir=project.repo.tmp_dir))
     try:
         files = [copy for copy in copies if not copy.obj.is_dir]
-        run_parallel(files, lambda copy: _copy(copy, by_name, budget, tally, workdir), jobs)
+        run_parallel(files, copy_one, jobs)
         manifests = []
         for copy in (c for c in copies if c.obj.is_dir):
             entries = inventory.contents.get(copy.obj)
@@ -212,7 +170,7 @@ def _execute(
                 manifests.append(Copy(copy.obj, copy.path, copy.size, ready, copy.sources, local))
             for name in set(copy.destinations) - set(ready):
                 tally.note(tally.failed, copy.obj, name)
-        run_parallel(manifests, lambda copy: _copy(copy, by_name, budget, tally, workdir), jobs)
+        run_parallel(manifests, copy_one, jobs)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -311,6 +269,7 @@ def _report(
     revisions: list[str],
 ) -> SyncReport:
     sizes = {copy.obj: copy.size for copy in copies}
+    owners = inventory.owners()
 
     def items(
         objs: Iterable[ObjectRef], where: dict[ObjectRef, set[str]] | None = None
@@ -333,7 +292,14 @@ def _report(
             message=remote.status.message,
             requests=dict(remote.status.requests),
             objects_missing=(
-                len([o for o in objects if o not in (remote.status.present or {})])
+                len(
+                    [
+                        o
+                        for o in objects
+                        if owes(owners, o, remote.spec.name)
+                        and o not in (remote.status.present or {})
+                    ]
+                )
                 if remote.status.present is not None
                 else None
             ),
@@ -355,9 +321,17 @@ def _report(
         command="sync",
         scope=settings.scope,
         remotes=remote_reports,
-        outputs=_unknown_outputs(inventory),
+        outputs=unknown_dirs(
+            inventory,
+            "its .dir manifest could not be read from any remote that answered (or not within "
+            "the budget), so its files are unknown and were not copied",
+        ),
         missing=items(tally.failed, tally.failed),
-        totals={"objects": len(objects), "bytes": sum(s or 0 for s in sizes.values())},
+        totals={
+            "objects": len(objects),
+            "bytes": sum(s or 0 for s in sizes.values()),
+            "pinned": len(owners),  # objects only some remotes owe (``remote:``)
+        },
         warnings=warnings,
         revisions=revisions,
         pairs=pairs,
@@ -366,17 +340,3 @@ def _report(
         unavailable=items(unavailable),
         dry_run=settings.dry_run,
     )
-
-
-def _unknown_outputs(inventory: Inventory) -> list[OutputReport]:
-    """Directories whose files are unknown: never counted as "nothing to copy"."""
-    unknown = []
-    for out in inventory.outputs:
-        if out.is_dir and inventory.contents.get(out.obj) is None:
-            report = OutputReport.of(out, None)
-            report.reason = (
-                "its .dir manifest could not be read from any remote that answered (or not "
-                "within the budget), so its files are unknown and were not copied"
-            )
-            unknown.append(report)
-    return unknown

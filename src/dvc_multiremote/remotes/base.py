@@ -9,17 +9,19 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dvc_multiremote.inventory import DirEntry, ObjectRef, read_manifest
 from dvc_multiremote.remotes.classify import Failure, State, classify_exception
-from dvc_multiremote.remotes.spec import RemoteSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable
+    from pathlib import Path
+
     from dvc.repo import Repo
+
+    from dvc_multiremote.remotes.spec import RemoteSpec
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,6 +49,7 @@ class RemoteStatus:
     present: dict[ObjectRef, int | None] | None = None
     requests: Counter[str] = field(default_factory=Counter)
     checked_with: str | None = None  # how presence is learnt: LIST, HEAD, or a ranged GET
+    bytes_stored: int | None = None  # under the DVC prefix, from the listing (S3, local)
 
     @property
     def usable(self) -> bool:
@@ -64,6 +67,7 @@ class Remote:
     def __init__(self, repo: Repo, spec: RemoteSpec, *, refused_read_is_cap: bool = False) -> None:
         self.spec = spec
         self.refused_read_is_cap = refused_read_is_cap
+        self.show_progress = False  # a check of one request per object says where it stands
         self._probe_lock = threading.Lock()
         self._probed = False
         self.status = RemoteStatus(spec, checked_with="LIST" if self.lists_cheaply else None)
@@ -90,6 +94,10 @@ class Remote:
             log.debug("size of %s on %s unknown: %s", obj.md5, self.spec.name, exc)
             return None
         return int(size) if size is not None else None
+
+    def upload_hint(self, failure: Failure) -> str:
+        """A hint to add to a refused upload's message, where the backend knows one."""
+        return ""
 
     # --- the three things a backend answers ---------------------------------
     lists_cheaply = True
@@ -169,7 +177,8 @@ class Remote:
         async def bounded() -> T:
             return await asyncio.wait_for(factory(), timeout)
 
-        return sync(self.fs.fs.loop, bounded)
+        result: T = sync(self.fs.fs.loop, bounded)
+        return result
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -184,4 +193,4 @@ def retry_after_seconds(value: str | None) -> float | None:
 def backoff(attempt: int, retry_after: float | None) -> float:
     if retry_after is not None:
         return retry_after
-    return min(0.2 * 2 ** (attempt - 1), 5.0) * (0.5 + random.random())  # noqa: S311 - jitter
+    return min(0.2 * 2.0 ** (attempt - 1), 5.0) * (0.5 + random.random())  # noqa: S311 - jitter

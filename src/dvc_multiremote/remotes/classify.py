@@ -12,6 +12,14 @@ State = Literal["ok", "missing", "auth", "cap-exceeded", "unreachable", "error"]
 
 CAP_MARKER = "cap exceeded"
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# 4xx answers that mean "not now" or "not this one" rather than "no such request, ever".
+NOT_REFUSALS = frozenset({404, 408, 409, 413, 429})
+# S3 codes that come with a 400 when the body was lost or mangled on the way: worth another try.
+# S3 codes that are about one object (its size, its name), not about the remote's uploads.
+OBJECT_400_CODES = frozenset({"EntityTooLarge", "KeyTooLongError", "InvalidObjectName"})
+TRANSIENT_400_CODES = frozenset(
+    {"RequestTimeout", "IncompleteBody", "BadDigest", "XAmzContentSHA256Mismatch"}
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,10 @@ class Failure:
     detail: str
     transient: bool = False
     retry_after: float | None = None
+    # The server turned the request down as such (a 4xx that asking again will not change):
+    # ``answer`` gives its words, "HTTP 400 InvalidArgument: Unsupported header ...".
+    refused: bool = False
+    answer: str = ""
 
 
 def classify_status(
@@ -37,20 +49,27 @@ def classify_status(
     """
     said = " ".join(part for part in (code, message) if part)
     text = f"HTTP {status}: {said}" if said else f"HTTP {status}"
+    answer = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
+    refused = (
+        400 <= status < 500
+        and status not in NOT_REFUSALS
+        and code not in TRANSIENT_400_CODES
+        and code not in OBJECT_400_CODES
+    )
     if code == "NoSuchBucket":
-        return Failure("error", f"the bucket does not exist ({text})")
+        return Failure("error", f"the bucket does not exist ({text})", answer=answer)
     if status == 404:
         return None
     if status == 403 and message and CAP_MARKER in message.lower():
-        return Failure("cap-exceeded", f"HTTP 403: {message}")
+        return Failure("cap-exceeded", f"HTTP 403: {message}", refused=True, answer=answer)
     if status in (401, 403):
-        return Failure("auth", f"credentials refused ({text})")
+        return Failure("auth", f"credentials refused ({text})", refused=True, answer=answer)
     if status in TRANSIENT_STATUSES or code == "SlowDown":
-        return Failure("error", text, transient=True, retry_after=retry_after)
-    return Failure("error", f"unexpected {text}")
+        return Failure("error", text, transient=True, retry_after=retry_after, answer=answer)
+    return Failure("error", f"unexpected {text}", refused=refused, answer=answer)
 
 
-def classify_exception(exc: BaseException) -> Failure:
+def classify_exception(exc: BaseException) -> Failure:  # noqa: PLR0911, PLR0912 - one per class
     """Classify an exception raised by DVC, fsspec, s3fs, botocore or aiohttp."""
     from botocore.exceptions import (
         ClientError,

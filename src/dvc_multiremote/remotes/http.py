@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from dvc_multiremote.inventory import ObjectRef
@@ -24,6 +24,8 @@ from dvc_multiremote.remotes.classify import Failure, classify_exception, classi
 from dvc_multiremote.remotes.concurrency import Throttle, bounded_gather
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from dvc.repo import Repo
 
     from dvc_multiremote.remotes.spec import RemoteSpec
@@ -84,6 +86,18 @@ class HttpRemote(Remote):
             client["trust_env"] = False
         home = URL(spec.url).origin()
         client["middlewares"] = (own_origin_only(home, (client.get("headers") or {}).keys()),)
+
+    def upload_hint(self, failure: Failure) -> str:
+        """DVC uploads with POST unless told otherwise; many servers take PUT only."""
+        if not failure.answer.startswith(("HTTP 404", "HTTP 405", "HTTP 501")):
+            return ""
+        method = self.fs.fs_args.get("upload_method", "POST")
+        if method != "POST":
+            return f" (sent as {method})"
+        return (
+            " (sent as POST; a server that takes uploads with PUT needs "
+            f"`dvc remote modify {shlex.quote(self.spec.name)} method PUT`)"
+        )
 
     def _session(self, jobs: int) -> Any:
         import aiohttp
@@ -184,15 +198,25 @@ class HttpRemote(Remote):
         self.status.checked_with = "HEAD" if self.check_method == "HEAD" else f"GET {RANGE_CHECK}"
 
     def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
+        from dvc_multiremote.progress import Progress
+
+        objects = list(objects)
         present: dict[ObjectRef, int | None] = {}
         proxy = self._proxy()
         throttle = Throttle(jobs)
+        progress = Progress(
+            f"{self.spec.name} ({self.check_method})",
+            len(objects),
+            None,
+            enabled=self.show_progress,
+        )
 
         async def go() -> None:
             async with self._session(jobs) as session:
 
                 async def one(obj: ObjectRef) -> None:
                     there, size = await self._head(session, obj, proxy, throttle)
+                    progress.advance()
                     if there:
                         present[obj] = size
 
@@ -210,6 +234,8 @@ class HttpRemote(Remote):
         except Exception as exc:  # noqa: BLE001
             self.status.fail(classify_exception(exc))
             return
+        finally:
+            progress.close()
         self.status.present = present
         log.debug(
             "%s: %d %s found %d objects in %.2f s (at most %d at once, %d at the least)",

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dvc_multiremote.inventory import ObjectRef
 from dvc_multiremote.remotes.base import Remote
 from dvc_multiremote.remotes.classify import classify_exception
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 class ListingRemote(Remote):
     """Local directories and any other filesystem DVC can list."""
 
     def probe(self) -> None:
+        root = self.legacy_odb.path
         try:
-            if not self.fs.isdir(self.odb.path) and not self.fs.isdir(self.legacy_odb.path):
-                if not self.fs.exists(self.legacy_odb.path):
-                    raise FileNotFoundError(f"{self.legacy_odb.path} does not exist")
-                raise NotADirectoryError(f"{self.legacy_odb.path} is not a directory")
-            self.fs.ls(self.legacy_odb.path)
+            if not self.fs.isdir(self.odb.path) and not self.fs.isdir(root):
+                if self.fs.exists(root):
+                    raise NotADirectoryError(f"{root} is not a directory")
+                if self.fs.protocol != "local":
+                    raise FileNotFoundError(f"{root} does not exist")
+                _creatable(Path(root))
+                # A local directory not made yet: an empty remote, as DVC treats it (push and
+                # sync create it). Said, in case the path is a typo or a disk not mounted.
+                self.status.message = f"{root} does not exist yet: an empty remote"
+                return
+            self.fs.ls(root)
         except Exception as exc:  # noqa: BLE001
             self.status.fail(classify_exception(exc))
 
@@ -49,3 +60,12 @@ class ListingRemote(Remote):
         if self.fs.protocol != "local":
             return None
         return int(self.fs.size(path) or 0)
+
+
+def _creatable(path: Path) -> None:
+    """Raise unless ``path`` can be made: its nearest existing ancestor must be a directory."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{parent} is not a directory")
+            return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from dvc_multiremote.inventory import ObjectRef
@@ -14,6 +13,8 @@ from dvc_multiremote.remotes.classify import Failure, classify_exception
 from dvc_multiremote.remotes.timestamps import use_fast_timestamps
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from dvc.repo import Repo
 
     from dvc_multiremote.remotes.spec import RemoteSpec
@@ -33,6 +34,7 @@ class S3Remote(Remote):
     ) -> None:
         super().__init__(repo, spec, refused_read_is_cap=refused_read_is_cap)
         self.jobs = jobs
+        self._configure_client()
 
     def _bucket_key(self, path: str) -> tuple[str, str]:
         bucket, _, key = path.partition("/")
@@ -42,17 +44,26 @@ class S3Remote(Remote):
         self.status.requests[kind] += 1
         return await self.fs.fs._call_s3(method, **kwargs)
 
-    def probe(self) -> None:
-        # Before the client exists (the probe makes it; its imports run here, on the probe's
-        # thread, not ahead of every remote's work). botocore keeps at most 10 connections per
-        # client: `jobs` requests beyond 10 would queue, capping a pull at 10 GETs per round trip.
+    def _configure_client(self) -> None:
+        """The botocore settings of the one client s3fs makes on first use (in the probe) and
+        every request of the run goes through: downloads, listings, uploads by DVC's odb."""
         config = self.fs.fs_args.setdefault("config_kwargs", {})
+        # botocore keeps at most 10 connections per client: `jobs` requests beyond 10 would
+        # queue, capping a pull at 10 GETs per round trip.
         config["max_pool_connections"] = max(self.jobs, config.get("max_pool_connections") or 10)
-        # Every download is checked against its md5 (transfer.md5_matches), so botocore's CRC32
-        # of each response body, and its validation of our fixed parameters, are CPU spent per
-        # object for nothing.
-        config.setdefault("response_checksum_validation", "when_required")
+        # The dialect every S3-compatible store takes. botocore >= 1.36 adds CRC32 checksum
+        # headers (or aws-chunked bodies with trailers, over HTTPS) to every upload and asks
+        # for checksums on every download; B2, Wasabi, R2 and older MinIO answer 400. We need
+        # none of it: every object is checked against its md5 (transfer.md5_matches), and
+        # DVC's addresses are those md5s.
+        config.update(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        # Our parameters are fixed; validating them is CPU spent per request for nothing.
         config.setdefault("parameter_validation", False)
+
+    def probe(self) -> None:
         bucket, key = self._bucket_key(self.odb.path)
         probe_key = self._bucket_key(self.odb.oid_to_path(PROBE_OID))[1]
 
@@ -62,6 +73,10 @@ class S3Remote(Remote):
             # The client itself, not s3fs's wrapper: a probe must not sit in five rounds of
             # retries. One GET of an absent key says reachable, credentials and reads all at once.
             client = await self.fs.fs.get_s3(bucket)
+            if client.meta.config.request_checksum_calculation != "when_required":
+                # Made before our settings (DVC changed when it builds its filesystem?): its
+                # uploads would carry headers B2 refuses. Say so rather than push through it.
+                raise RuntimeError("the S3 client was made without our checksum settings")
             # Every later request (listings, downloads) goes through this client's session.
             use_fast_timestamps(self.fs.fs.session)
             self.status.requests["GET"] += 1
@@ -98,6 +113,7 @@ class S3Remote(Remote):
         bucket, prefix = self._bucket_key(root)
         prefix = prefix.rstrip("/") + "/"
         present: dict[ObjectRef, int | None] = {}
+        stored = [0]  # every byte under the prefix, ours or not: what a free tier counts
         bounds = _hex_bounds(self.LIST_RANGES)
 
         async def list_range(low: str | None, high: str | None) -> None:
@@ -113,10 +129,12 @@ class S3Remote(Remote):
                     name = item["Key"]
                     if high and name >= prefix + high:
                         return
+                    size = int(item.get("Size", 0))
+                    stored[0] += size
                     obj = self._object_of(bucket + "/" + name)
                     known = wanted.get(obj) if obj is not None else None
                     if known is not None:
-                        present[known] = int(item.get("Size", 0))
+                        present[known] = size
                 if not page.get("IsTruncated"):
                     return
                 token = page.get("NextContinuationToken")
@@ -131,6 +149,7 @@ class S3Remote(Remote):
             self.status.fail(classify_exception(exc))
             return
         self.status.present = present
+        self.status.bytes_stored = stored[0]
         log.debug(
             "%s: %d LIST calls found %d of %d objects in %.2f s",
             self.spec.name,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from dvc_multiremote.errors import UsageError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 RemoteKind = Literal["s3", "http", "local", "other"]
 
@@ -19,6 +24,7 @@ class RemoteSpec:
     url: str
     kind: RemoteKind
     endpoint: str | None = None
+    versioned: str | None = None  # ``version_aware`` or ``worktree``, when set
 
     @property
     def display_url(self) -> str:
@@ -38,6 +44,59 @@ class RemoteSpec:
         if not parts.hostname:
             return None
         return parts.hostname.lower(), parts.port
+
+
+_VERSIONED = ("version_aware", "worktree")
+
+
+def _refuse_versioned(specs: list[RemoteSpec], available: list[RemoteSpec]) -> list[RemoteSpec]:
+    """A cloud-versioned remote keeps objects at workspace paths, not DVC's content-addressed
+    layout: checking it for ``files/md5/...`` would call every object missing."""
+    for spec in specs:
+        if spec.versioned:
+            others = ",".join(s.name for s in available if not s.versioned) or "NAME"
+            raise UsageError(
+                f"Remote {spec.name!r} is cloud-versioned ({spec.versioned} = true): its "
+                "objects live at workspace paths, which dvc-multiremote does not check.",
+                fix=f"Leave it out with --remotes {others} (Action input `remotes`).",
+            )
+    return specs
+
+
+_UNSUPPORTED = re.compile(r"Unsupported URL type (\w+)://.*data\['remote'\]\['([^']+)'\]")
+
+
+def config_error(root: Path, exc: Exception) -> UsageError:
+    """A DVC config error as one sentence; a ``b2://`` remote URL gets the fix."""
+    found = _UNSUPPORTED.search(str(exc))
+    if found and found.group(1).lower() == "b2":
+        name = found.group(2)
+        url = _strip_userinfo(_raw_remote_url(root / ".dvc", name) or "b2://BUCKET/PATH")
+        bucket_path = url.split("://", 1)[1]
+        quoted = shlex.quote(name)
+        return UsageError(
+            f"Remote {name!r} has url {url}, which DVC cannot use: Backblaze B2 is reached "
+            "through its S3 API.",
+            fix=(
+                f"Run `dvc remote modify {quoted} url s3://{bucket_path}` and `dvc remote modify "
+                f"{quoted} endpointurl https://s3.<region>.backblazeb2.com` (your bucket's "
+                "region, e.g. us-west-004)."
+            ),
+        )
+    return UsageError(f"The DVC config of {root} is invalid: {exc}")
+
+
+def _raw_remote_url(dvc_dir: Path, name: str) -> str | None:
+    """The ``url`` a config file gives a remote, read as text (DVC's parser refuses it)."""
+    from configobj import ConfigObj
+
+    url = None
+    for filename in ("config", "config.local"):
+        path = dvc_dir / filename
+        if path.is_file():
+            section = ConfigObj(str(path)).get(f'remote "{name}"') or {}
+            url = section.get("url", url)
+    return str(url) if url else None
 
 
 def _strip_userinfo(url: str) -> str:
@@ -68,6 +127,7 @@ def configured_remotes(config: Any) -> list[RemoteSpec]:
             url=str(section.get("url", "")),
             kind=_kind(str(section.get("url", ""))),
             endpoint=section.get("endpointurl"),
+            versioned=next((o for o in _VERSIONED if section.get(o)), None),
         )
         for name, section in config.get("remote", {}).items()
     ]
@@ -84,7 +144,7 @@ def select_remotes(config: Any, wanted: list[str] | None) -> list[RemoteSpec]:
             fix="Add one with `dvc remote add NAME URL`.",
         )
     if not wanted:
-        return available
+        return _refuse_versioned(available, available)
     by_name = {spec.name: spec for spec in available}
     unknown = [name for name in wanted if name not in by_name]
     if unknown:
@@ -95,4 +155,4 @@ def select_remotes(config: Any, wanted: list[str] | None) -> list[RemoteSpec]:
     seen: dict[str, RemoteSpec] = {}
     for name in wanted:
         seen.setdefault(name, by_name[name])
-    return list(seen.values())
+    return _refuse_versioned(list(seen.values()), available)

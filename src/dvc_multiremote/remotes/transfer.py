@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from dvc_multiremote.inventory import ObjectRef
-from dvc_multiremote.remotes.base import MAX_ATTEMPTS, Remote, RemoteFailed
+from dvc_multiremote.remotes.base import MAX_ATTEMPTS, Remote, RemoteFailed, backoff
 from dvc_multiremote.remotes.classify import Failure, classify_exception
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable
+    from pathlib import Path
+
+    from dvc_multiremote.inventory import ObjectRef
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,7 +39,14 @@ class ObjectCorrupt(Exception):
 
 
 class ObjectFailed(Exception):
-    """This object kept failing on this remote (after retries); the remote itself may be fine."""
+    """This object kept failing on this remote (after retries); the remote itself may be fine.
+
+    ``reason`` says why without naming the object, so that many failures read as one.
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -61,11 +70,12 @@ def md5_matches(path: Path, obj: ObjectRef) -> bool:
     return bool(file_md5(str(path), name=name) == expected)
 
 
-def attempt(remote: Remote, action: Callable[[], T], what: str) -> T:
+def attempt(remote: Remote, action: Callable[[], T], what: str, *, writing: bool = False) -> T:
     """Run one object operation with bounded retries; classify what goes wrong.
 
     Raises ObjectMissing (404), RemoteFailed (the remote is now dropped: auth, cap,
-    unreachable), or ObjectFailed (transient errors that persisted).
+    unreachable, or, ``writing``, a refused upload), or ObjectFailed (transient errors that
+    persisted).
     """
     for number in range(1, MAX_ATTEMPTS + 1):
         if not remote.status.usable:
@@ -77,7 +87,7 @@ def attempt(remote: Remote, action: Callable[[], T], what: str) -> T:
         except (ObjectCorrupt, ObjectMissing):
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is classified
-            time.sleep(_judge(remote, exc, what, number))
+            time.sleep(_judge(remote, exc, what, number, writing=writing))
     raise AssertionError("unreachable: _judge raises on the last attempt")
 
 
@@ -97,9 +107,20 @@ async def attempt_async(remote: Remote, action: Callable[[], Awaitable[T]], what
     raise AssertionError("unreachable: _judge raises on the last attempt")
 
 
-def _judge(remote: Remote, exc: Exception, what: str, number: int) -> float:
+def _judge(
+    remote: Remote, exc: Exception, what: str, number: int, *, writing: bool = False
+) -> float:
     """Classify a failed attempt: raise if it is final, else return how long to back off."""
     failure = classify_exception(exc)
+    if writing and failure.refused:
+        # The server turned the write itself down (a header it does not take, a key that may
+        # only read): every other upload would get the same answer, so the remote is done, in
+        # the server's own words. A refused write is no download cap and no wrong key: the
+        # probe read with the same key.
+        remote.status.fail(
+            Failure("error", f"refused uploads: {failure.answer}{remote.upload_hint(failure)}")
+        )
+        raise RemoteFailed(remote.status.message) from exc
     if failure.state == "missing":
         raise ObjectMissing(what) from exc
     if failure.state in ("auth", "cap-exceeded", "unreachable"):
@@ -107,7 +128,7 @@ def _judge(remote: Remote, exc: Exception, what: str, number: int) -> float:
         raise RemoteFailed(failure.detail) from exc
     log.debug("%s on %s failed (attempt %d): %s", what, remote.spec.name, number, failure.detail)
     if number >= MAX_ATTEMPTS:
-        raise ObjectFailed(f"{what}: {failure.detail}") from exc
+        raise ObjectFailed(f"{what}: {failure.detail}", failure.detail) from exc
     return _backoff(number, failure)
 
 
@@ -199,10 +220,12 @@ def upload(remote: Remote, obj: ObjectRef, source: Path) -> int:
         return source.stat().st_size
 
     try:
-        return attempt(remote, put, f"upload of {obj.md5}")
+        return attempt(remote, put, f"upload of {obj.md5}", writing=True)
     except ObjectMissing as exc:
         # "Not found" while writing is no absent object: a failed upload, reported as such.
-        raise ObjectFailed(f"upload of {obj.md5}: the remote answered 404") from exc
+        reason = "the remote answered 404 Not Found to the upload"
+        reason += remote.upload_hint(Failure("missing", "HTTP 404", answer="HTTP 404"))
+        raise ObjectFailed(f"upload of {obj.md5}: {reason}", reason) from exc
 
 
 def run_parallel(items: Iterable[T], work: Callable[[T], None], jobs: int) -> None:
@@ -233,6 +256,4 @@ class Counter:
 
 
 def _backoff(number: int, failure: Failure) -> float:
-    if failure.retry_after is not None:
-        return failure.retry_after
-    return min(0.2 * 2 ** (number - 1), 5.0) * (0.5 + random.random())  # noqa: S311 - jitter
+    return backoff(number, failure.retry_after)
