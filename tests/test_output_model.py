@@ -245,3 +245,22 @@ def test_a_b2_url_with_keys_in_it_never_shows_them(world: World) -> None:
     assert run.code == 2
     assert "sEcReT-kEy" not in run.everything and "key-id" not in run.everything
     assert "s3://my-bucket/dvc" in run.stderr
+
+
+def test_pull_takes_a_pinned_output_from_its_own_remote_first(world: World) -> None:
+    project = world.project
+    project.write_dir("data/pinned", 5, seed=15)
+    project.dvc_add("data/pinned")
+    _pin(project, "data/pinned.dvc", "dagshub")
+    project.commit("Pinned to dagshub, on both remotes")
+    project.seed_dir(world.dagshub.root, "data/pinned.dvc")
+    project.seed_s3(s3_client(world.moto.endpoint_url), world.bucket, PREFIX, "data/pinned.dvc")
+    pinned = set(project.objects("data/pinned.dvc"))
+    world.s3.clear_log()
+    clone = world.clone("fresh")
+    run = world.run_in(clone, "pull")
+    assert run.code == 0, run.stdout + run.stderr
+    from_b2 = {r.path.split(f"{PREFIX}/", 1)[-1] for r in world.s3.requests if r.kind == "GET"}
+    assert not pinned & from_b2  # backblaze (the default remote) was not asked for them
+    assert len(list((clone.root / "data" / "pinned").iterdir())) == 5
+    assert run.remote("dagshub")["objects_served"] == len(pinned)

@@ -218,6 +218,11 @@ def _line_of(fs: Any, path: str, needle: str, texts: dict[str, str]) -> int | No
     return None
 
 
+def _identity(out: OutputRef) -> tuple[str, str, bool, str | None, bool, bool]:
+    """One output at several commits is one, unless its pin, push or import flag changed."""
+    return (out.path, out.md5, out.legacy, out.remote, out.push, out.imported)
+
+
 def set_aside(outputs: list[OutputRef], *, keep_push_false: bool = False) -> list[SetAside]:
     """The outputs our remotes do not owe, and why: imports, ``push: false``."""
     found = []
@@ -236,7 +241,7 @@ def outputs_at(
     repo: Repo, revs: Iterable[str | None], targets: list[str], *, strict: bool
 ) -> list[OutputRef]:
     """Outputs at each revision (``None`` is the working tree), without repeats."""
-    seen: dict[tuple[str, str, bool], OutputRef] = {}
+    seen: dict[tuple[str, str, bool, str | None, bool, bool], OutputRef] = {}
     for rev in revs:
         if rev is None:
             outs = collect_outputs(repo, targets, strict=strict)
@@ -245,16 +250,16 @@ def outputs_at(
             for _ in repo.brancher(revs=[rev], workspace=False):
                 outs = collect_outputs(repo, targets, strict=strict)
         for out in outs:
-            seen.setdefault((out.path, out.md5, out.legacy), out)
+            seen.setdefault(_identity(out), out)
     return list(seen.values())
 
 
 def all_commit_outputs(repo: Repo, targets: list[str]) -> list[OutputRef]:
     """Outputs referenced by any commit of any branch or tag, and by the working tree."""
-    seen: dict[tuple[str, str, bool], OutputRef] = {}
+    seen: dict[tuple[str, str, bool, str | None, bool, bool], OutputRef] = {}
     for _ in repo.brancher(all_branches=True, all_tags=True, all_commits=True, workspace=True):
         for out in collect_outputs(repo, targets, strict=False):
-            seen.setdefault((out.path, out.md5, out.legacy), out)
+            seen.setdefault(_identity(out), out)
     return list(seen.values())
 
 

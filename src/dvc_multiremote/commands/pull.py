@@ -89,8 +89,9 @@ class Fetcher:
         An object in ``first`` (pinned with ``remote: NAME``) is asked of that remote first.
         """
         remaining = [obj for obj in dict.fromkeys(objects) if not self.in_cache(obj)]
+        first = first or {}
         for remote in self.remotes:
-            pinned = [obj for obj in remaining if (first or {}).get(obj) == remote.spec.name]
+            pinned = [obj for obj in remaining if first.get(obj) == remote.spec.name]
             if pinned and remote.ensure_probed():
                 got = self._from(remote, pinned)
                 remaining = [obj for obj in remaining if obj not in got]
@@ -99,7 +100,9 @@ class Fetcher:
                 break
             if not remote.ensure_probed():
                 continue
-            got = self._from(remote, remaining)
+            # What its own remote just missed is not asked of it again.
+            ask = [obj for obj in remaining if first.get(obj) != remote.spec.name]
+            got = self._from(remote, ask) if ask else set()
             remaining = [obj for obj in remaining if obj not in got]
         return remaining
 
