@@ -26,6 +26,14 @@ def _no_secret_left(project: Project, *runs: Run) -> None:
     assert project.files_containing(SECRETS) == []
 
 
+def _pinned_dir(project: Project, rel: str, files: int, remote: str, *, seed: int) -> None:
+    """A new directory of ``files`` files, ``dvc add``ed with ``remote: REMOTE``, committed."""
+    project.write_dir(rel, files, seed=seed)
+    project.dvc_add(rel)
+    _pin(project, f"{rel}.dvc", remote)
+    project.commit(f"{rel}, pinned to {remote}")
+
+
 def _pin(project: Project, dvc_file: str, remote: str) -> None:
     """Give an output ``remote: NAME`` in its ``.dvc`` file, as `dvc add --remote` does."""
     path = project.root / dvc_file
@@ -49,10 +57,7 @@ def test_an_output_pinned_to_dagshub_is_checked_there_only_and_never_copied_to_b
     world: World,
 ) -> None:
     project = world.project
-    project.write_dir("data/pinned", 6, seed=11)
-    project.dvc_add("data/pinned")
-    _pin(project, "data/pinned.dvc", "dagshub")
-    project.commit("Pinned to dagshub")
+    _pinned_dir(project, "data/pinned", 6, "dagshub", seed=11)
     project.seed_dir(world.dagshub.root, "data/pinned.dvc")
 
     run = world.verify()
@@ -68,10 +73,7 @@ def test_an_output_pinned_to_dagshub_is_checked_there_only_and_never_copied_to_b
     assert sync.report is not None and sync.report["pairs"] == []
     assert _s3_holds(world, project, "data/pinned.dvc") == []
 
-    project.write_dir("data/pinned-too", 4, seed=12)
-    project.dvc_add("data/pinned-too")
-    _pin(project, "data/pinned-too.dvc", "dagshub")
-    project.commit("Another pinned output")
+    _pinned_dir(project, "data/pinned-too", 4, "dagshub", seed=12)
     push = world.run("push")
     assert push.code == 0, push.stdout + push.stderr
     assert len(_dagshub_holds(world, project, "data/pinned-too.dvc")) == 5  # 4 files + manifest
@@ -82,10 +84,7 @@ def test_an_output_pinned_to_dagshub_is_checked_there_only_and_never_copied_to_b
 
 def test_an_output_pinned_to_a_remote_the_run_leaves_out_is_said_once(world: World) -> None:
     project = world.project
-    project.write_dir("data/pinned", 3, seed=13)
-    project.dvc_add("data/pinned")
-    _pin(project, "data/pinned.dvc", "dagshub")
-    project.commit("Pinned to dagshub, never pushed")
+    _pinned_dir(project, "data/pinned", 3, "dagshub", seed=13)
     run = world.verify("-r", "backblaze")
     assert run.code == 0, run.stdout + run.stderr
     assert run.report is not None
@@ -207,10 +206,7 @@ def test_push_creates_a_local_remote_that_does_not_exist_yet(world: World, tmp_p
 
 def test_a_pin_to_a_remote_the_project_does_not_have_is_a_usage_error(world: World) -> None:
     project = world.project
-    project.write_dir("data/typo", 2, seed=14)
-    project.dvc_add("data/typo")
-    _pin(project, "data/typo.dvc", "backblazee")
-    project.commit("A pin with a typo")
+    _pinned_dir(project, "data/typo", 2, "backblazee", seed=14)
     for command in ("verify", "push", "pull"):
         run = world.run(command)
         assert run.code == 2, (command, run.stdout + run.stderr)
@@ -249,10 +245,7 @@ def test_a_b2_url_with_keys_in_it_never_shows_them(world: World) -> None:
 
 def test_pull_takes_a_pinned_output_from_its_own_remote_first(world: World) -> None:
     project = world.project
-    project.write_dir("data/pinned", 5, seed=15)
-    project.dvc_add("data/pinned")
-    _pin(project, "data/pinned.dvc", "dagshub")
-    project.commit("Pinned to dagshub, on both remotes")
+    _pinned_dir(project, "data/pinned", 5, "dagshub", seed=15)
     project.seed_dir(world.dagshub.root, "data/pinned.dvc")
     project.seed_s3(s3_client(world.moto.endpoint_url), world.bucket, PREFIX, "data/pinned.dvc")
     pinned = set(project.objects("data/pinned.dvc"))
