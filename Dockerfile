@@ -20,13 +20,23 @@ RUN if ! command -v git >/dev/null; then \
         && apt-get install -y --no-install-recommends git ca-certificates \
         && rm -rf /var/lib/apt/lists/*; \
     fi \
-    && git config --system --add safe.directory '*' \
-    && python3 -m venv /opt/venv
+    && git config --system --add safe.directory '*'
 
 # Dependencies first, from the hashed lock, so this layer stays cached while the code changes.
+# In the same layer, drop what the Action never runs (README, "Image size and start-up"): DVC's
+# experiment queue (celery and its stack), Hydra parameters, scmrepo's SSH transport, botocore's
+# models of every AWS service but S3, and last pip and setuptools themselves.
 COPY requirements/action.txt /action/requirements/action.txt
-RUN pip install --require-hashes --no-deps -r /action/requirements/action.txt \
-    && dvc --version
+RUN python3 -m venv /opt/venv \
+    && pip install --require-hashes --no-deps -r /action/requirements/action.txt \
+    && pip uninstall -y -q celery kombu billiard vine amqp dvc-task click-didyoumean \
+        click-plugins click-repl prompt-toolkit wcwidth hydra-core omegaconf \
+        antlr4-python3-runtime asyncssh \
+    && find /opt/venv/lib/python3*/site-packages/botocore/data \
+        -mindepth 1 -maxdepth 1 -type d ! -name s3 -exec rm -rf {} + \
+    && dvc --version \
+    && python -c "import dvc.repo, dvc_s3, dvc_http, github, pydantic_settings, botocore.session as s; s.get_session().get_service_model('s3')" \
+    && pip uninstall -y -q pip setuptools
 
 COPY src /action/src
 COPY entrypoint /action/entrypoint
