@@ -518,6 +518,8 @@ def test_fork_pr_push_and_sync_fail_the_step_saying_why(world: PrWorld, command:
     [
         ({"command": "frobnicate"}, "command"),
         ({"jobs": "0"}, "jobs"),
+        ({"command": "pull", "streams": "many"}, "streams"),
+        ({"command": "pull", "streams-cutoff": "big"}, "streams-cutoff"),
         ({"shard": "3/2"}, "shard"),
         ({"budget": "backblaze=lots"}, "budget"),
         ({"scope": "everything"}, "scope"),

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,7 @@ from projects import dvc_env
 from servers import DagsHubRemoteServer, Fault, FaultProxy, MotoS3, s3_client
 from servers.dagshub import REPO_PATH
 from servers.faults import B2_CAP_MESSAGE, classify
+from servers.link import LinkRelay
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -281,6 +283,64 @@ def test_b2_cap_by_bytes_counts_what_was_served(
     assert proxy.bytes_served() == 3000
     with pytest.raises(ValueError, match="after_bytes"):
         Fault("delay", after_bytes=1)
+
+
+def test_throttle_limits_each_connection_not_the_client(
+    moto: MotoS3, s3_bucket: str, fault_proxy: MakeProxy
+) -> None:
+    """1 MB at 4 MB/s per connection: a quarter of a second on one connection, and about as
+    long for two connections at once (each has its own bucket)."""
+    proxy = fault_proxy(moto.endpoint_url)
+    moto.put_key(s3_bucket, "one", b"z" * 1_000_000)
+    proxy.set_fault(Fault("throttle", bytes_per_second=4e6, only=("GET",)))
+
+    def timed_get(_: int) -> float:
+        started = time.monotonic()
+        body = s3_client(proxy.base_url).get_object(Bucket=s3_bucket, Key="one")["Body"].read()
+        assert len(body) == 1_000_000
+        return time.monotonic() - started
+
+    alone = timed_get(0)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        together = max(pool.map(timed_get, range(2)))
+    assert 0.2 < alone < 2.0
+    assert 0.2 < together < 2 * alone  # not 0.5 s each, as one shared bucket would make it
+    proxy.clear_log()
+    s3_client(proxy.base_url).put_object(Bucket=s3_bucket, Key="up", Body=b"u" * 1_000_000)
+    assert proxy.requests[-1].bytes_in == 1_000_000  # only=("GET",): uploads go unthrottled
+    with pytest.raises(ValueError, match="bytes_per_second"):
+        Fault("throttle")
+
+
+def test_link_relay_delays_each_request_and_limits_each_connection(
+    moto: MotoS3, s3_bucket: str
+) -> None:
+    """The TCP relay the benchmarks put in front of servers they did not write: 0.1 s per
+    request, 4 MB/s per connection, bytes and signatures untouched."""
+    port = int(moto.endpoint_url.rsplit(":", 1)[1])
+    moto.put_key(s3_bucket, "one", b"r" * 1_000_000)
+    with LinkRelay(port, delay=0.1, rate=4e6) as link:
+        s3 = s3_client(link.base_url)
+        started = time.monotonic()
+        s3.head_object(Bucket=s3_bucket, Key="one")
+        assert 0.1 <= time.monotonic() - started < 1.0
+
+        def timed_get(_: int) -> float:
+            began = time.monotonic()
+            body = s3_client(link.base_url).get_object(Bucket=s3_bucket, Key="one")["Body"]
+            assert body.read() == b"r" * 1_000_000
+            return time.monotonic() - began
+
+        alone = timed_get(0)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            together = max(pool.map(timed_get, range(2)))
+        assert 0.3 < alone < 3.0  # 0.1 s delay + 0.25 s at 4 MB/s
+        assert together < 2 * alone  # each connection has its own bucket
+        s3.put_object(Bucket=s3_bucket, Key="up", Body=b"u" * 200_000)
+        assert link.connections >= 3 and link.bytes_down >= 3_000_000
+    assert s3_client(moto.endpoint_url).get_object(Bucket=s3_bucket, Key="up")["Body"].read() == (
+        b"u" * 200_000
+    )
 
 
 def test_slowdown_unauthorized_hang_and_dead_port(

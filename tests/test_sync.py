@@ -256,6 +256,8 @@ def test_bad_sync_options_are_one_sentence(world: World) -> None:
         (["--budget", "backblaze=lots"], "--budget 'backblaze=lots' has no valid size"),
         (["--budget", "nowhere=1GB"], "--budget names remote 'nowhere'"),
         (["--shard", "3/2"], "--shard must look like I/N with 1 <= I <= N"),
+        (["--streams-cutoff", "big"], "--streams-cutoff must be a size like 64MB or 1GiB"),
+        (["--streams", "0"], "--streams: must be a whole number of at least 1"),
     ):
         run = world.run("sync", *args)
         assert run.code == 2, (args, run.stderr)

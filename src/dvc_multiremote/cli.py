@@ -86,6 +86,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _streams(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--streams",
+        type=_positive_int,
+        metavar="N",
+        help="ranged GETs at once per large object, and S3 multipart parts at once (default: 4)",
+    )
+    parser.add_argument(
+        "--streams-cutoff",
+        metavar="SIZE",
+        help="objects from this size are downloaded as --streams ranges (default: 64MiB)",
+    )
+
+
 def _scope(parser: argparse.ArgumentParser) -> None:
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("--rev", metavar="REV", help="what that commit references")
@@ -123,13 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
         "pull", help="fetch each object from the first remote that has it, then check out"
     )
     _common(pull)
+    _streams(pull)
     push = commands.add_parser("push", help="push what the cache holds to every remote at once")
     _common(push)
+    _streams(push)
 
     sync = commands.add_parser(
         "sync", help="copy what each remote lacks from a remote that has it, within budgets"
     )
     _common(sync)
+    _streams(sync)
     _scope(sync)
     sync.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     sync.add_argument(

@@ -91,6 +91,7 @@ def open_project(settings: Settings) -> Iterator[Project]:
                     spec,
                     refused_read_is_cap=host_matches(spec.netloc, creds.b2_hosts),
                     jobs=settings.transfer_jobs,
+                    streams=settings.ranged,
                 )
                 for spec in specs
             ]

@@ -15,9 +15,13 @@ from dvc_multiremote.errors import UsageError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from dvc_multiremote.remotes.ranged import Streams
+
 Command = Literal["verify", "pull", "push", "sync", "demo", "merge-reports"]
 TRANSFER_JOBS = 32  # DagsHub's own client downloads with 32 threads and warns above that
 CHECK_JOBS = 64  # a HEAD carries no body; halved whenever a remote answers 429 or 503
+STREAMS = 8  # ranged GETs at once per large object (rclone: 4; s3fs under DVC: 4 x CPUs)
+STREAMS_CUTOFF = 64 * 2**20  # from this size an object is split into ranges
 
 _UNITS = {
     "b": 1,
@@ -139,6 +143,8 @@ class Settings(BaseModel):
     repo: Path = Path(".")
     remotes: list[str] | None = None
     jobs: int | None = Field(None, ge=1)
+    streams: int = Field(STREAMS, ge=1)
+    streams_cutoff: int = Field(STREAMS_CUTOFF, ge=1)
     json_path: Path | None = None
     markdown_path: Path | None = None
     verbose: bool = False
@@ -171,6 +177,25 @@ class Settings(BaseModel):
     @classmethod
     def _shard(cls, value: object) -> object:
         return parse_shard(value) if isinstance(value, str) else value
+
+    @field_validator("streams_cutoff", mode="before")
+    @classmethod
+    def _cutoff(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return parse_size(value)
+            except ValueError:
+                raise UsageError(
+                    f"--streams-cutoff must be a size like 64MB or 1GiB, got {value!r}."
+                ) from None
+        return value
+
+    @property
+    def ranged(self) -> Streams:
+        """How large objects are downloaded: ``--streams`` ranges at once from the cutoff."""
+        from dvc_multiremote.remotes.ranged import Streams
+
+        return Streams(self.streams, self.streams_cutoff)
 
     @field_validator("range")
     @classmethod

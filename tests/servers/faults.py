@@ -6,6 +6,7 @@ and switch faults on and off while the client runs::
     proxy.set_fault(Fault("b2_cap", after=10))     # 11th GET of an object gets 403
     proxy.set_fault(Fault("slowdown", rate=0.5))    # half of all requests get 503 SlowDown
     proxy.add_fault(Fault("delay", seconds=0.2, only=("GET",)))
+    proxy.add_fault(Fault("throttle", bytes_per_second=25e6, only=("GET",)))  # per connection
     proxy.clear_faults()
 """
 
@@ -22,9 +23,18 @@ from urllib.parse import parse_qs, urlsplit
 
 from .common import HOST, BodyError, LoopbackServer, QuietHandler, RequestLog, iter_body
 
-FaultName = Literal["b2_cap", "unauthorized", "slowdown", "delay", "hang", "trickle"]
-FAULT_NAMES: tuple[str, ...] = ("b2_cap", "unauthorized", "slowdown", "delay", "hang", "trickle")
+FaultName = Literal["b2_cap", "unauthorized", "slowdown", "delay", "hang", "trickle", "throttle"]
+FAULT_NAMES: tuple[str, ...] = (
+    "b2_cap",
+    "unauthorized",
+    "slowdown",
+    "delay",
+    "hang",
+    "trickle",
+    "throttle",
+)
 TRICKLE_CHUNK = 16 * 1024
+PACE_CHUNK = 64 * 1024  # a throttled connection sends (or reads) this much at a time
 MAX_WAIT = 60.0  # upper bound of a delay or a hang, in seconds
 UPSTREAM_TIMEOUT = 60.0
 
@@ -95,6 +105,9 @@ class Fault:
     - ``delay``: wait ``seconds`` then answer normally (adds up with other faults).
     - ``trickle``: answer normally, but send the body 16 KB at a time, ``seconds`` apart (a slow
       link that keeps moving).
+    - ``throttle``: every connection moves at most ``bytes_per_second`` of bodies, each way (a
+      token bucket per connection, as one TCP stream from a distant server): a client that
+      opens several connections gets several times the bandwidth.
     - ``hang``: (after ``after`` successful GETs of objects, if set) never answer; the connection is closed after ``seconds`` (default
       :data:`MAX_WAIT`) or when the proxy stops.
     """
@@ -107,6 +120,7 @@ class Fault:
     retry_after: int = 1
     seconds: float = 0.0
     seed: int = 0
+    bytes_per_second: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.only, str):
@@ -121,6 +135,8 @@ class Fault:
             raise ValueError("after and after_bytes must be >= 0")
         if self.after_bytes and (self.name != "b2_cap" or self.after):
             raise ValueError("after_bytes is for b2_cap alone, instead of after")
+        if (self.name == "throttle") != (self.bytes_per_second > 0):
+            raise ValueError("throttle needs bytes_per_second > 0, and only throttle takes it")
 
     def applies_to(self, kind: str, method: str) -> bool:
         if self.only is not None and kind not in self.only and method not in self.only:
@@ -159,6 +175,7 @@ class ProxyRecord:
 class _Plan:
     delay: float = 0.0
     trickle: float = 0.0  # seconds between 16 KB pieces of the body
+    throttle: float = 0.0  # bytes per second of this connection, 0: unlimited
     fault: Fault | None = None
     reserved: _Active | None = None  # the b2_cap whose counter this request took
 
@@ -169,6 +186,7 @@ class _Handler(QuietHandler):
     plan: _Plan
     arrived: float = 0.0
     in_flight: int = 0
+    _paced_until: float = 0.0  # throttle: when this connection may move its next byte
 
     def do_GET(self) -> None:
         self._handle()
@@ -187,9 +205,9 @@ class _Handler(QuietHandler):
         self.arrived = time.monotonic()
         self.in_flight = proxy.enter()
         try:
-            body = b"".join(iter_body(self.rfile, self.headers))
-            self.bytes_in = len(body)
             self.plan = proxy.plan(self.kind, self.command)
+            body = b"".join(self._pace(piece) for piece in iter_body(self.rfile, self.headers))
+            self.bytes_in = len(body)
             if self.plan.delay:
                 proxy.stopping.wait(min(self.plan.delay, MAX_WAIT))
             if self.plan.fault is not None:
@@ -269,6 +287,15 @@ class _Handler(QuietHandler):
         self.end_headers()
         if no_body:
             return
+        if self.plan.throttle:
+            # Count what was sent, not what was due: a client that hangs up early (s3fs drops
+            # a whole-object GET once it has the headers) is not served the rest.
+            self.bytes_out = 0
+            for start in range(0, len(data), PACE_CHUNK):
+                piece = self._pace(data[start : start + PACE_CHUNK])
+                self.wfile.write(piece)
+                self.bytes_out += len(piece)
+            return
         if not self.plan.trickle:
             self.wfile.write(data)
             return
@@ -277,6 +304,18 @@ class _Handler(QuietHandler):
                 return
             self.wfile.write(data[start : start + TRICKLE_CHUNK])
             self.wfile.flush()
+
+    def _pace(self, piece: bytes) -> bytes:
+        """Wait until this connection's token bucket holds ``piece``, then hand it on."""
+        rate = self.plan.throttle
+        if not rate:
+            return piece
+        now = time.monotonic()
+        start = max(self._paced_until, now)
+        if start > now:
+            self.server.owner.stopping.wait(start - now)
+        self._paced_until = start + len(piece) / rate
+        return piece
 
     def _exchange(self, body: bytes) -> tuple[http.client.HTTPResponse, bytes]:
         """Send the request upstream on this client's own keep-alive connection."""
@@ -298,7 +337,8 @@ class _Handler(QuietHandler):
         conn = self._upstream
         try:
             conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-            conn.putheader("Host", proxy.upstream_host)
+            host = self.headers.get("Host") if proxy.keep_host else None
+            conn.putheader("Host", host or proxy.upstream_host)
             for name, value in self.headers.items():
                 if name.lower() not in _NOT_COPIED:
                     conn.putheader(name, value)
@@ -314,11 +354,15 @@ class _Handler(QuietHandler):
 
 
 class FaultProxy(LoopbackServer):
-    """Threaded HTTP reverse proxy on 127.0.0.1 in front of ``upstream`` (a loopback base URL)."""
+    """Threaded HTTP reverse proxy on 127.0.0.1 in front of ``upstream`` (a loopback base URL).
+
+    ``keep_host``: pass the client's ``Host`` header on unchanged, for an upstream that checks
+    SigV4 signatures (``rclone serve s3``): the signature covers the host the client called.
+    """
 
     handler_class = _Handler
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, keep_host: bool = False) -> None:
         super().__init__()
         parts = urlsplit(upstream)
         if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost"):
@@ -328,6 +372,7 @@ class FaultProxy(LoopbackServer):
         self.upstream_hostname: str = parts.hostname
         self.upstream_port: int = parts.port
         self.upstream_host = parts.netloc
+        self.keep_host = keep_host
         self.log: RequestLog[ProxyRecord] = RequestLog()
         self._faults: list[_Active] = []
         self._lock = threading.Lock()
@@ -363,6 +408,9 @@ class FaultProxy(LoopbackServer):
                     continue
                 if fault.name == "trickle":
                     plan.trickle = fault.seconds
+                    continue
+                if fault.name == "throttle":
+                    plan.throttle = fault.bytes_per_second
                     continue
                 if fault.name == "slowdown" and active.rng.random() >= fault.rate:
                     continue

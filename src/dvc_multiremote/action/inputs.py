@@ -103,6 +103,8 @@ class ActionInputs(BaseSettings):
     remotes: Annotated[list[str], NoDecode] = []
     targets: Annotated[list[str], NoDecode] = []
     jobs: int | None = None
+    streams: int | None = None
+    streams_cutoff: str = ""
     scope: Scope = "auto"
     dry_run: bool = False
     budget: Annotated[list[str], NoDecode] = []
@@ -133,14 +135,29 @@ class ActionInputs(BaseSettings):
     def _targets(cls, value: object) -> object:
         return _lines(value, commas=False)
 
-    @field_validator("jobs", mode="before")
+    @field_validator("jobs", "streams", mode="before")
     @classmethod
-    def _jobs(cls, value: object) -> object:
+    def _counts(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
             text = value.strip()
             if not text.isdigit() or int(text) < 1:
-                raise _bad("jobs", f"must be a whole number of at least 1, got {value!r}.")
+                raise _bad(
+                    str(info.field_name), f"must be a whole number of at least 1, got {value!r}."
+                )
             return int(text)
+        return value
+
+    @field_validator("streams_cutoff", mode="before")
+    @classmethod
+    def _cutoff(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip():
+            try:
+                parse_size(value)
+            except ValueError:
+                raise _bad(
+                    "streams_cutoff", f"must be a size like 64MB or 1GiB, got {value!r}."
+                ) from None
+            return value.strip()
         return value
 
     @field_validator("budget", "storage_limit", mode="before")

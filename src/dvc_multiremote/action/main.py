@@ -238,6 +238,8 @@ def build_settings(
         repo=dvc_root,
         remotes=remotes,
         jobs=inputs.jobs,
+        **({"streams": inputs.streams} if inputs.streams else {}),
+        **({"streams_cutoff": inputs.streams_cutoff} if inputs.streams_cutoff else {}),
         json_path=report_path,
         verbose=inputs.verbose,
         targets=inputs.targets,

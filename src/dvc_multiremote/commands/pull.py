@@ -76,6 +76,7 @@ class Fetcher:
         self.jobs = jobs
         self.result = FetchResult(served={remote.spec.name: Counter() for remote in remotes})
         self.progress: Progress | None = None
+        self.sizes: dict[ObjectRef, int] = {}  # recorded in .dvc files and dvc.lock
         self._lock = threading.Lock()
 
     def in_cache(self, obj: ObjectRef) -> bool:
@@ -121,9 +122,10 @@ class Fetcher:
                 self._note(self.result.lacking, obj, remote)
                 return
             loop = asyncio.get_running_loop()
+            size = self.sizes.get(obj) or (remote.status.present or {}).get(obj)
             try:
                 if asynchronous:
-                    fetched = await download_async(remote, obj, self.workdir)
+                    fetched = await download_async(remote, obj, self.workdir, size)
                 else:
                     fetched = await loop.run_in_executor(
                         threads, download, remote, obj, self.workdir
@@ -231,6 +233,9 @@ def pull_project(project: Project, settings: Settings) -> PullReport:
         expand(inventory, lambda obj: load_from_cache(repo, obj))
         objects = inventory.objects()
         fetcher.progress = _progress(repo, inventory, objects, settings)
+        fetcher.sizes = {
+            out.obj: out.size for out in inventory.outputs if out.size and not out.is_dir
+        }
         # An object pinned with ``remote: NAME`` is asked of NAME first.
         first = {
             obj: min(usable, key=names.index)

@@ -202,7 +202,7 @@ def _copy(
         if not budget.reserve(name, copy.size):
             continue
         try:
-            fetched = download(source, copy.obj, workdir)
+            fetched = download(source, copy.obj, workdir, copy.size)
         except ObjectCorrupt:
             # Its bytes were downloaded: they stay counted against the budget.
             tally.note(tally.corrupt, copy.obj, name)

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dvc_multiremote.inventory import DirEntry, ObjectRef, read_manifest
 from dvc_multiremote.remotes.classify import Failure, State, classify_exception
+from dvc_multiremote.remotes.ranged import Streams
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
     from pathlib import Path
 
     from dvc.repo import Repo
@@ -68,6 +69,7 @@ class Remote:
         self.spec = spec
         self.refused_read_is_cap = refused_read_is_cap
         self.show_progress = False  # a check of one request per object says where it stands
+        self.streams = Streams()  # large objects: ranged GETs at once (``remotes.ranged``)
         self._probe_lock = threading.Lock()
         self._probed = False
         self.status = RemoteStatus(spec, checked_with="LIST" if self.lists_cheaply else None)
@@ -101,6 +103,15 @@ class Remote:
 
     # --- the three things a backend answers ---------------------------------
     lists_cheaply = True
+    serves_ranges = False  # ``read_range`` works; a server found to ignore Range turns it off
+
+    def read_range(
+        self, obj: ObjectRef, start: int, end: int, size: int
+    ) -> AsyncGenerator[bytes, None]:
+        """Bytes ``start`` to ``end`` (inclusive) of an object of ``size`` bytes, as they
+        arrive, on the filesystem's event loop; raises ``ranged.RangeIgnored`` on a
+        whole-object answer and ``ranged.SizeDiffers`` when the object has another size."""
+        raise NotImplementedError
 
     def probe(self) -> None:
         raise NotImplementedError

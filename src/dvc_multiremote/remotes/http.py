@@ -22,9 +22,10 @@ from dvc_multiremote.remotes.base import (
 )
 from dvc_multiremote.remotes.classify import Failure, classify_exception, classify_status
 from dvc_multiremote.remotes.concurrency import Throttle, bounded_gather
+from dvc_multiremote.remotes.ranged import READ_CHUNK, check_range
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import AsyncGenerator, Iterable
 
     from dvc.repo import Repo
 
@@ -73,6 +74,7 @@ class HttpRemote(Remote):
     """
 
     lists_cheaply = False
+    serves_ranges = True  # until a server answers a ranged GET with the whole object
 
     def __init__(self, repo: Repo, spec: RemoteSpec, *, refused_read_is_cap: bool = False) -> None:
         from yarl import URL
@@ -98,6 +100,22 @@ class HttpRemote(Remote):
             " (sent as POST; a server that takes uploads with PUT needs "
             f"`dvc remote modify {shlex.quote(self.spec.name)} method PUT`)"
         )
+
+    async def read_range(
+        self, obj: ObjectRef, start: int, end: int, size: int
+    ) -> AsyncGenerator[bytes, None]:
+        # DVC's own session (its auth, TLS, proxies, our credentials middleware) and options.
+        fs = self.fs.fs
+        session = await fs.set_session()
+        options = dict(fs.kwargs)
+        headers = {**(options.pop("headers", None) or {}), "Range": f"bytes={start}-{end}"}
+        url = self.path_of(obj)
+        self.status.requests["GET"] += 1
+        async with session.get(fs.encode_url(url), headers=headers, **options) as resp:
+            fs._raise_not_found_for_status(resp, url)
+            check_range(resp.headers.get("Content-Range"), start, end, size)
+            async for chunk in resp.content.iter_chunked(READ_CHUNK):
+                yield chunk
 
     def _session(self, jobs: int) -> Any:
         import aiohttp

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dvc_multiremote.remotes.base import MAX_ATTEMPTS, Remote, RemoteFailed, backoff
 from dvc_multiremote.remotes.classify import Failure, classify_exception
+from dvc_multiremote.remotes.ranged import RangeIgnored, SizeDiffers, get_ranges
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -132,11 +133,44 @@ def _judge(
     return _backoff(number, failure)
 
 
+async def fetch_to(remote: Remote, obj: ObjectRef, path: Path, size: int | None) -> None:
+    """One object into ``path``, on the remote's event loop: as ranged GETs at once when it is
+    large (``remote.streams``) and the server serves ranges, else as one stream."""
+    parts = remote.streams.split(size) if remote.serves_ranges and size else None
+    if parts is not None and size is not None:
+        try:
+            await get_ranges(
+                lambda start, end, total: remote.read_range(obj, start, end, total),
+                path,
+                size,
+                parts,
+                DEADLINE_SECONDS,
+            )
+        except SizeDiffers as exc:
+            log.debug("%s on %s: %s; one stream", obj.md5, remote.spec.name, exc)
+            path.unlink(missing_ok=True)
+        except RangeIgnored as exc:
+            remote.serves_ranges = False
+            log.info(
+                "%s answered a ranged GET with the whole object (%s): one stream per object",
+                remote.spec.name,
+                exc,
+            )
+            path.unlink(missing_ok=True)
+        else:
+            return
+    remote.status.requests["GET"] += 1
+    await get_file_guarded(remote.fs.fs, remote.path_of(obj), path, remote.spec.name)
+
+
 async def get_file_guarded(fs: Any, source: str, path: Path, name: str) -> None:
     """``fs._get_file`` with a stall deadline of our own: DVC's filesystems wait on a silent
     server for minutes, through retries. The file must grow at least once per
     ``DEADLINE_SECONDS``; a slow download that keeps moving runs to the end."""
-    task = asyncio.ensure_future(fs._get_file(source, str(path)))
+    # One stream: s3fs would otherwise fetch a large object as ranges of 50 MiB, ten at a time
+    # and each held in memory; large objects are ranged by ``fetch_to`` instead.
+    options = {"max_concurrency": 1} if hasattr(fs, "max_concurrency") else {}
+    task = asyncio.ensure_future(fs._get_file(source, str(path), **options))
     loop = asyncio.get_running_loop()
     size, moved = -1, loop.time()
     try:
@@ -155,18 +189,17 @@ async def get_file_guarded(fs: Any, source: str, path: Path, name: str) -> None:
             task.cancel()
 
 
-def download(remote: Remote, obj: ObjectRef, workdir: Path) -> Fetched:
-    """Fetch one object into a new file under ``workdir`` and check its md5."""
+def download(remote: Remote, obj: ObjectRef, workdir: Path, size: int | None = None) -> Fetched:
+    """Fetch one object into a new file under ``workdir`` and check its md5; ``size``, when
+    known, lets a large object come as ranged GETs at once."""
     path = _temp_file(workdir, obj)
     fs = remote.fs.fs
 
     def get() -> Fetched:
-        remote.status.requests["GET"] += 1
         if getattr(fs, "async_impl", False):
-            remote.run_async(
-                lambda: get_file_guarded(fs, remote.path_of(obj), path, remote.spec.name), None
-            )
+            remote.run_async(lambda: fetch_to(remote, obj, path, size), None)
         else:
+            remote.status.requests["GET"] += 1
             remote.fs.get_file(remote.path_of(obj), str(path))
         return _checked(remote, obj, path)
 
@@ -177,16 +210,16 @@ def download(remote: Remote, obj: ObjectRef, workdir: Path) -> Fetched:
         raise
 
 
-async def download_async(remote: Remote, obj: ObjectRef, workdir: Path) -> Fetched:
+async def download_async(
+    remote: Remote, obj: ObjectRef, workdir: Path, size: int | None = None
+) -> Fetched:
     """``download`` as a coroutine on the remote's event loop (an async filesystem only): no
     thread per object. Large files are hashed on a worker thread, small ones in place."""
     path = _temp_file(workdir, obj)
-    fs = remote.fs.fs
     loop = asyncio.get_running_loop()
 
     async def get() -> Fetched:
-        remote.status.requests["GET"] += 1
-        await get_file_guarded(fs, remote.path_of(obj), path, remote.spec.name)
+        await fetch_to(remote, obj, path, size)
         if path.stat().st_size > HASH_INLINE_BYTES:
             return await loop.run_in_executor(None, _checked, remote, obj, path)
         return _checked(remote, obj, path)
@@ -216,7 +249,10 @@ def upload(remote: Remote, obj: ObjectRef, source: Path) -> int:
 
     def put() -> int:
         remote.status.requests["PUT"] += 1
-        remote.odb_for(obj).add(str(source), localfs, obj.md5, check_exists=False)
+        # ``batch_size`` is the parts of one S3 multipart upload in flight (DVC passes it to
+        # s3fs as ``max_concurrency``; 50 MiB parts from 100 MiB, each held in memory).
+        odb = remote.odb_for(obj)
+        odb.add(str(source), localfs, obj.md5, check_exists=False, batch_size=remote.streams.count)
         return source.stat().st_size
 
     try:
