@@ -14,7 +14,13 @@ from servers.moto_s3 import s3_client
 if TYPE_CHECKING:
     from projects import Project
 
-from dvc_multiremote.remotes.ranged import MIN_PART, Streams
+from dvc_multiremote.remotes.ranged import (
+    MIN_PART,
+    RangeIgnored,
+    SizeDiffers,
+    Streams,
+    check_range,
+)
 
 BIG = "data/big.bin"
 BIG_SIZE = 3 * MIN_PART + 12_345  # three ranges with --streams 4 (at most size // MIN_PART)
@@ -82,6 +88,40 @@ def test_sync_copies_a_large_object_read_as_ranges(world: World, big: str) -> No
     ranged = [r for r in world.s3.requests if r.kind == "GET" and r.headers.get("Range")]
     assert len(ranged) == 3
     assert sum(r.bytes_out for r in ranged) == BIG_SIZE
+
+
+def test_jobs_bounds_the_requests_of_ranged_downloads_too(world: World, big: str) -> None:
+    """Three large objects, 3 ranges each, --jobs 2: never more than 2 GETs at the remote at
+    once, and every object still arrives (no range waits forever on a slot its sibling holds)."""
+    project = world.project
+    for number in (1, 2):
+        project.write_file(f"data/big{number}.bin", BIG_SIZE, seed=10 + number)
+        project.dvc_add(f"data/big{number}.bin")
+    project.commit("Two more large files")
+    project.seed_s3(
+        s3_client(world.moto.endpoint_url),
+        world.bucket,
+        PREFIX,
+        "data/big1.bin.dvc",
+        "data/big2.bin.dvc",
+    )
+    clone = world.clone()
+    world.s3.clear_log()
+    run = world.run_in(clone, "pull", "-r", "backblaze", "--jobs", "2", *STREAMS)
+    assert run.code == 0, run.stdout + run.stderr
+    assert _big_in(clone, big)
+    assert world.s3.max_in_flight <= 2
+    ranged = [r for r in world.s3.requests if r.kind == "GET" and r.headers.get("Range")]
+    assert len(ranged) == 9
+
+
+def test_a_content_range_that_gives_no_size_means_one_stream() -> None:
+    check_range("bytes 0-9/100", 0, 9, 100)
+    with pytest.raises(SizeDiffers):
+        check_range("bytes 0-9/99", 0, 9, 100)
+    for answer in (None, "", "bytes 0-9/*", "bytes 10-19/100"):
+        with pytest.raises(RangeIgnored):
+            check_range(answer, 0, 9, 100)
 
 
 @pytest.mark.parametrize(

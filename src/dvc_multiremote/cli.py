@@ -91,12 +91,12 @@ def _streams(parser: argparse.ArgumentParser) -> None:
         "--streams",
         type=_positive_int,
         metavar="N",
-        help="ranged GETs at once per large object, and S3 multipart parts at once (default: 4)",
+        help="ranged GETs at once per large object, within --jobs (default: 8)",
     )
     parser.add_argument(
         "--streams-cutoff",
         metavar="SIZE",
-        help="objects from this size are downloaded as --streams ranges (default: 64MiB)",
+        help="objects from this size (16MiB at least) come as --streams ranges (default: 64MiB)",
     )
 
 

@@ -144,7 +144,7 @@ class Settings(BaseModel):
     remotes: list[str] | None = None
     jobs: int | None = Field(None, ge=1)
     streams: int = Field(STREAMS, ge=1)
-    streams_cutoff: int = Field(STREAMS_CUTOFF, ge=1)
+    streams_cutoff: int = Field(STREAMS_CUTOFF, ge=0)
     json_path: Path | None = None
     markdown_path: Path | None = None
     verbose: bool = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -88,18 +88,18 @@ def _push_remote(
     settings: Settings,
     progress: Progress,
 ) -> None:
+    """Fill one remote: each file goes up as soon as the check says the remote lacks it (a
+    remote checked object by object starts uploading long before its last answer); manifests
+    last, once every file they list is there."""
     if not remote.ensure_probed():
         return
-    remote.check(sources, settings.check_jobs)
-    if not remote.status.usable:
-        return
-    present = set(remote.status.present or {})
-    lacking = [obj for obj in sources if obj not in present]
-    progress.grow(len(lacking), sum(sources[obj].stat().st_size for obj in lacking))
+    present: set[ObjectRef] = set()
+    pool = ThreadPoolExecutor(max_workers=max(1, settings.transfer_jobs))
+    uploads: list[Future[None]] = []
 
     def one(obj: ObjectRef) -> None:
         if not remote.status.usable:
-            # Known absent (checked above) and now not pushed: listed with the ones that failed.
+            # Known absent and now not pushed: listed with the ones that failed.
             with outcome.lock:
                 outcome.failed.add(obj)
             return
@@ -117,8 +117,26 @@ def _push_remote(
         with outcome.lock:
             present.add(obj)
 
-    files = [obj for obj in sources if not obj.is_dir and obj not in present]
-    run_parallel(files, one, settings.transfer_jobs)
+    def heard(obj: ObjectRef, there: bool) -> None:
+        # On the check's own thread: decide and hand over, never wait.
+        if there:
+            with outcome.lock:
+                present.add(obj)
+        elif obj in sources and not obj.is_dir:
+            progress.grow(1, sources[obj].stat().st_size)
+            uploads.append(pool.submit(one, obj))
+
+    try:
+        remote.check(sources, settings.check_jobs, heard)
+        for future in uploads:
+            future.result()
+    except BaseException:
+        # Interrupted (SIGTERM, Ctrl-C) or failed: start nothing new, let running uploads end.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    if remote.status.present is None:
+        return  # the check itself failed: the remote's state says why
     # A manifest goes up only once every file it lists is there: DVC trusts a manifest.
     manifests = []
     for out in inventory.outputs:
@@ -129,6 +147,8 @@ def _push_remote(
             manifests.append(out.obj)
         else:
             outcome.failed.add(out.obj)
+    for obj in dict.fromkeys(manifests):
+        progress.grow(1, sources[obj].stat().st_size)
     run_parallel(dict.fromkeys(manifests), one, settings.transfer_jobs)
 
 

@@ -38,4 +38,5 @@ def open_remote(
 
         remote = ListingRemote(repo, spec)
     remote.streams = streams or Streams()
+    remote.jobs = jobs
     return remote

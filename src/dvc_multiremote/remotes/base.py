@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,7 +18,7 @@ from dvc_multiremote.remotes.classify import Failure, State, classify_exception
 from dvc_multiremote.remotes.ranged import Streams
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+    from collections.abc import AsyncGenerator, Awaitable, Container, Iterable
     from pathlib import Path
 
     from dvc.repo import Repo
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Heard = Callable[[ObjectRef, bool], None]  # one object's check answer: (object, present)
 
 PROBE_TIMEOUT = 8.0
 CONNECT_TIMEOUT = 5.0
@@ -70,6 +72,8 @@ class Remote:
         self.refused_read_is_cap = refused_read_is_cap
         self.show_progress = False  # a check of one request per object says where it stands
         self.streams = Streams()  # large objects: ranged GETs at once (``remotes.ranged``)
+        self.jobs = 32  # requests at once for transfers (``--jobs``); see ``request_slots``
+        self._slots: asyncio.Semaphore | None = None
         self._probe_lock = threading.Lock()
         self._probed = False
         self.status = RemoteStatus(spec, checked_with="LIST" if self.lists_cheaply else None)
@@ -137,8 +141,21 @@ class Remote:
                 )
         return self.status.usable
 
-    def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
+    def check(self, objects: Iterable[ObjectRef], jobs: int, heard: Heard | None = None) -> None:
+        """Learn which of ``objects`` the remote holds (``status.present``), ``jobs`` requests
+        at once. ``heard(obj, there)`` is told each answer as it comes: at once per object
+        where each is asked alone (HTTP), all at the end of a listing (S3, local), so a caller
+        can start work on an object before the whole check ends. It must not block."""
         raise NotImplementedError
+
+    @staticmethod
+    def tell(
+        heard: Heard | None, objects: Iterable[ObjectRef], present: Container[ObjectRef]
+    ) -> None:
+        """A listing's answers, one per object, for ``heard``."""
+        if heard is not None:
+            for obj in objects:
+                heard(obj, obj in present)
 
     def load_manifest(
         self, obj: ObjectRef, keep: Path | None = None, sizes: list[int] | None = None
@@ -180,6 +197,13 @@ class Remote:
             self.status.fail(Failure("unreachable", f"cannot connect to {host}:{port}: {reason}"))
             return False
         return True
+
+    def request_slots(self) -> asyncio.Semaphore:
+        """The ``jobs`` download requests this remote may have in flight, shared by whole
+        objects and ranges alike (used on the filesystem's one event loop)."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(max(1, self.jobs))
+        return self._slots
 
     def run_async(self, factory: Callable[[], Awaitable[T]], timeout: float | None) -> T:
         """Run a coroutine on the filesystem's event loop, bounded by ``timeout``."""

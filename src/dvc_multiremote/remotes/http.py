@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from dvc.repo import Repo
 
+    from dvc_multiremote.remotes.base import Heard
     from dvc_multiremote.remotes.spec import RemoteSpec
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ class HttpRemote(Remote):
             self.status.fail(classify_exception(exc))
         self.status.checked_with = "HEAD" if self.check_method == "HEAD" else f"GET {RANGE_CHECK}"
 
-    def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
+    def check(self, objects: Iterable[ObjectRef], jobs: int, heard: Heard | None = None) -> None:
         from dvc_multiremote.progress import Progress
 
         objects = list(objects)
@@ -237,6 +238,8 @@ class HttpRemote(Remote):
                     progress.advance()
                     if there:
                         present[obj] = size
+                    if heard is not None:
+                        heard(obj, there)
 
                 await bounded_gather(objects, one, throttle)
 

@@ -12,6 +12,8 @@ from dvc_multiremote.remotes.classify import classify_exception
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from dvc_multiremote.remotes.base import Heard
+
 
 class ListingRemote(Remote):
     """Local directories and any other filesystem DVC can list."""
@@ -33,7 +35,7 @@ class ListingRemote(Remote):
         except Exception as exc:  # noqa: BLE001
             self.status.fail(classify_exception(exc))
 
-    def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
+    def check(self, objects: Iterable[ObjectRef], jobs: int, heard: Heard | None = None) -> None:
         wanted = {obj: obj for obj in objects}
         present: dict[ObjectRef, int | None] = {}
         roots = [(self.odb, False)]
@@ -54,6 +56,7 @@ class ListingRemote(Remote):
             self.status.fail(classify_exception(exc))
             return
         self.status.present = present
+        self.tell(heard, wanted, present)
 
     def _size(self, path: str) -> int | None:
         # A stat is free on a local disk; elsewhere it would be one more request per object.

@@ -43,6 +43,9 @@ def check_range(content_range: str | None, start: int, end: int, size: int) -> N
     span, _, total = rest.partition("/")
     if unit != "bytes" or not span:
         raise RangeIgnored(f"no Content-Range in the answer to bytes={start}-{end}")
+    if not total.strip().isdigit():
+        # ``bytes 0-9/*``: the server does not say the size; no use asking it again.
+        raise RangeIgnored(f"Content-Range {content_range!r} gives no size")
     if total.strip() != str(size):
         raise SizeDiffers(f"Content-Range {content_range!r}, expected a total of {size}")
     if span.strip() != f"{start}-{end}":
@@ -76,14 +79,16 @@ async def get_ranges(
     size: int,
     parts: list[tuple[int, int]],
     stall: float,
+    slots: asyncio.Semaphore,
 ) -> None:
     """Fetch ``parts`` of an object of ``size`` bytes into ``path`` at once.
 
     ``read_range(start, end, size)`` raises RangeIgnored when the server answers with the whole
     object, SizeDiffers when its Content-Range says another size. The first range is asked
-    alone until its first bytes arrive, so either costs one request, not ``len(parts)``. Any range that
-    sends nothing for ``stall`` seconds fails the download (TimeoutError); a failing range
-    cancels the others.
+    alone until its first bytes arrive, so either costs one request, not ``len(parts)``. Each
+    range holds one of the remote's request ``slots`` (``--jobs``) while it runs, and waits for
+    one before it starts; from then on, a range that sends nothing for ``stall`` seconds fails
+    the download (TimeoutError). A failing range cancels the others.
     """
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -104,18 +109,44 @@ async def get_ranges(
                 raise ShortRange(f"bytes {start}-{end}: ended after {offset - start} bytes")
 
         async def one(start: int, end: int) -> None:
-            async with aclosing(read_range(start, end, size)) as chunks:
+            async with slots, aclosing(read_range(start, end, size)) as chunks:
                 first = await asyncio.wait_for(anext(chunks, b""), stall)
                 await drain(start, end, chunks, first)
 
+        # The first range's slot is given back when that range ends, not when the object
+        # does: held by a range waiting on its siblings, slots could all end up idle.
         start, end = parts[0]
-        async with aclosing(read_range(start, end, size)) as head:
+        await slots.acquire()
+        held = [True]
+
+        def release() -> None:
+            if held:
+                held.clear()
+                slots.release()
+
+        head = read_range(start, end, size)
+        try:
             first = await asyncio.wait_for(anext(head, b""), stall)
+
+            async def rest_of_head() -> None:
+                try:
+                    await drain(start, end, head, first)
+                finally:
+                    release()
+
             async with asyncio.TaskGroup() as group:
-                group.create_task(drain(start, end, head, first))
+                group.create_task(rest_of_head())
                 for later_start, later_end in parts[1:]:
                     group.create_task(one(later_start, later_end))
+        finally:
+            release()
+            await head.aclose()
     except BaseExceptionGroup as group:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # Cancelled (SIGTERM, a sibling download's failure): a range's error while it was
+            # being torn down must not pass for the download's own failure.
+            raise asyncio.CancelledError from None
         # One range's failure is the download's failure, classified like any other.
         raise group.exceptions[0] from None
     finally:

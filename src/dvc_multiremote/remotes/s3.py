@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from dvc.repo import Repo
 
+    from dvc_multiremote.remotes.base import Heard
     from dvc_multiremote.remotes.spec import RemoteSpec
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ class S3Remote(Remote):
         except Exception as exc:  # noqa: BLE001 - every failure is classified
             self.status.fail(classify_exception(exc))
 
-    def check(self, objects: Iterable[ObjectRef], jobs: int) -> None:
+    def check(self, objects: Iterable[ObjectRef], jobs: int, heard: Heard | None = None) -> None:
         # Keys are our own instances: a million listing entries must not each keep a copy.
         wanted = {obj: obj for obj in objects}
         legacy = any(obj.legacy for obj in wanted)
@@ -168,6 +169,7 @@ class S3Remote(Remote):
             return
         self.status.present = present
         self.status.bytes_stored = stored[0]
+        self.tell(heard, wanted, present)
         log.debug(
             "%s: %d LIST calls found %d of %d objects in %.2f s",
             self.spec.name,

@@ -29,6 +29,7 @@ T = TypeVar("T")
 DEADLINE_SECONDS = float(os.environ.get("DVC_MULTIREMOTE_DEADLINE", "60"))
 STALL_POLL_SECONDS = 1.0
 HASH_INLINE_BYTES = 256 * 1024  # larger downloads are hashed off the event loop
+UPLOAD_PARTS = 4  # S3 multipart parts of one upload in flight, at most (see ``upload``)
 
 
 class ObjectMissing(Exception):
@@ -137,6 +138,7 @@ async def fetch_to(remote: Remote, obj: ObjectRef, path: Path, size: int | None)
     """One object into ``path``, on the remote's event loop: as ranged GETs at once when it is
     large (``remote.streams``) and the server serves ranges, else as one stream."""
     parts = remote.streams.split(size) if remote.serves_ranges and size else None
+    slots = remote.request_slots()
     if parts is not None and size is not None:
         try:
             await get_ranges(
@@ -145,6 +147,7 @@ async def fetch_to(remote: Remote, obj: ObjectRef, path: Path, size: int | None)
                 size,
                 parts,
                 DEADLINE_SECONDS,
+                slots,
             )
         except SizeDiffers as exc:
             log.debug("%s on %s: %s; one stream", obj.md5, remote.spec.name, exc)
@@ -159,8 +162,9 @@ async def fetch_to(remote: Remote, obj: ObjectRef, path: Path, size: int | None)
             path.unlink(missing_ok=True)
         else:
             return
-    remote.status.requests["GET"] += 1
-    await get_file_guarded(remote.fs.fs, remote.path_of(obj), path, remote.spec.name)
+    async with slots:
+        remote.status.requests["GET"] += 1
+        await get_file_guarded(remote.fs.fs, remote.path_of(obj), path, remote.spec.name)
 
 
 async def get_file_guarded(fs: Any, source: str, path: Path, name: str) -> None:
@@ -250,9 +254,10 @@ def upload(remote: Remote, obj: ObjectRef, source: Path) -> int:
     def put() -> int:
         remote.status.requests["PUT"] += 1
         # ``batch_size`` is the parts of one S3 multipart upload in flight (DVC passes it to
-        # s3fs as ``max_concurrency``; 50 MiB parts from 100 MiB, each held in memory).
-        odb = remote.odb_for(obj)
-        odb.add(str(source), localfs, obj.md5, check_exists=False, batch_size=remote.streams.count)
+        # s3fs as ``max_concurrency``; 50 MiB parts from 100 MiB, each held in memory, so
+        # at most UPLOAD_PARTS: ``--jobs`` large uploads at once hold jobs x 200 MiB).
+        parts = max(1, min(remote.streams.count, UPLOAD_PARTS))
+        remote.odb_for(obj).add(str(source), localfs, obj.md5, check_exists=False, batch_size=parts)
         return source.stat().st_size
 
     try:
