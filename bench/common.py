@@ -30,6 +30,7 @@ from projects import DVC_ON_B2_ENV  # noqa: E402
 from servers import DagsHubRemoteServer, Fault, FaultProxy, MotoS3, s3_client  # noqa: E402
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Iterable, Sequence
     from contextlib import ExitStack
 
@@ -83,6 +84,7 @@ class S3Side:
     def __init__(self) -> None:
         self.moto = MotoS3().start()
         self.proxy = FaultProxy(self.moto.endpoint_url).start()
+        self.latency = 0.0  # seconds every request waits, kept under any fault
 
     def moto_url(self) -> str:
         return self.moto.endpoint_url
@@ -101,9 +103,8 @@ class S3Side:
 
     def set_latency(self, seconds: float) -> None:
         """Delay every request by ``seconds`` (0: none) as a network would; replaces any fault."""
-        self.proxy.clear_faults()
-        if seconds:
-            self.proxy.add_fault(Fault("delay", seconds=seconds))
+        self.latency = seconds
+        self.set_fault(None)
 
     def traffic(self, bucket: str | None = None) -> dict[str, int]:
         """Requests by kind, object bytes served (GET 2xx) and received (PUT/POST bodies)."""
@@ -120,10 +121,12 @@ class S3Side:
         return found
 
     def set_fault(self, fault: Fault | None) -> None:
-        if fault is None:
-            self.proxy.clear_faults()
-        else:
-            self.proxy.set_fault(fault)
+        """Make ``fault`` (None: none) the only misbehaviour; the latency stays (delayed first)."""
+        self.proxy.clear_faults()
+        if self.latency:
+            self.proxy.add_fault(Fault("delay", seconds=self.latency))
+        if fault is not None:
+            self.proxy.add_fault(fault)
 
     def keys(self, bucket: str) -> list[str]:
         return self.moto.list_keys(bucket, PREFIX + "/")
@@ -254,6 +257,7 @@ class World:
         self.http.set_latency(seconds)
 
     def server_cpu(self) -> float:
+        """CPU seconds both server processes have used so far."""
         return self.s3.cpu() + self.http.cpu()
 
     def requests(self) -> dict[str, dict[str, int]]:
@@ -483,6 +487,7 @@ class Sample:
     code: int  # of the last command that ran
     traffic: dict[str, dict[str, int]]  # remote name -> requests by kind, bytes served/received
     extra: dict[str, Any] = field(default_factory=dict)
+    server_cpu: float = 0.0  # CPU seconds the test servers used meanwhile (both processes)
 
 
 def run_steps(
@@ -494,8 +499,9 @@ def run_steps(
     stop_on: str = "failure",
 ) -> tuple[Sample, list[Timed]]:
     """Run commands in turn (``a && b``, or ``a || b`` with ``stop_on="success"``), measured
-    together: the servers' logs are cleared first and read after."""
+    together: the servers' logs are cleared first and read after, their CPU read either side."""
     world.clear_logs()
+    server_cpu = world.server_cpu()
     runs: list[Timed] = []
     for command in steps:
         runs.append(run := timed(command, cwd, env))
@@ -507,12 +513,14 @@ def run_steps(
         peak_rss=max(run.peak_rss for run in runs),
         code=runs[-1].code,
         traffic=world.traffic(),
+        server_cpu=world.server_cpu() - server_cpu,
     )
     return sample, runs
 
 
 def summarise(samples: Sequence[Sample]) -> dict[str, Any]:
-    """Medians over the runs (traffic per counter too), the largest peak RSS, and every run."""
+    """Medians over the runs (traffic per counter too, the servers' CPU), the largest peak RSS,
+    and every run."""
     traffic = {
         remote: {key: round(median([s.traffic[remote][key] for s in samples])) for key in counts}
         for remote, counts in samples[0].traffic.items()
@@ -520,10 +528,31 @@ def summarise(samples: Sequence[Sample]) -> dict[str, Any]:
     return {
         "wall": median([s.wall for s in samples]),
         "cpu": median([s.cpu for s in samples]),
+        "server_cpu": median([s.server_cpu for s in samples]),
         "peak_rss": max(s.peak_rss for s in samples),
         "traffic": traffic,
         "runs": [asdict(s) for s in samples],
     }
+
+
+def add_latencies_option(parser: argparse.ArgumentParser) -> None:
+    """``--latencies``: every scenario runs at each, on the same servers (``--quick`` too)."""
+    parser.add_argument(
+        "--latencies",
+        type=latencies_of,
+        default="0,20",
+        help="comma-separated per-request delays in ms (0: loopback as is; 20: a nearby region)",
+    )
+
+
+def latencies_of(text: str) -> list[int]:
+    """``"0,20"`` -> ``[0, 20]``: whole milliseconds."""
+    return [int(ms) for ms in text.split(",")]
+
+
+def at_latency(scenario: str, latency_ms: int) -> str:
+    """A scenario's text at a latency: as it always read at 0 ms, the delay appended otherwise."""
+    return scenario + (f", {latency_ms} ms per request" if latency_ms else "")
 
 
 def failure(what: str, run: Timed) -> str:

