@@ -147,11 +147,14 @@ def test_budget_is_never_exceeded_and_uncapped_remote_serves_first(world: World)
     assert len(skipped) + len(got_from_s3) == len(only_on_s3)
 
 
-def test_the_largest_file_is_copied_first(world: World) -> None:
-    # A big file started last would run on alone after all the small ones: it goes first.
+def test_the_largest_file_waiting_is_copied_first(world: World) -> None:
+    # A big file started last would run on alone after all the small ones: of the copies
+    # waiting for a free slot, it goes first. Here B2's listing answers last (it is slowed),
+    # so every copy is known at once.
     model = next(iter(world.project.objects("data/model.bin.dvc")))
     for rel in [*_file_objects(world), model]:
         world.dagshub.delete(rel)
+    world.s3.set_fault(Fault("delay", seconds=1.5, only=("LIST",)))
     world.s3.clear_log()
     run = world.run("sync", "-j", "2")
     assert run.code == 0, run.stderr + run.stdout
@@ -161,6 +164,26 @@ def test_the_largest_file_is_copied_first(world: World) -> None:
     )
     assert len(gets) == FILES + 1
     assert any(r.path.endswith(model) for r in gets[:2]), [r.path for r in gets[:3]]
+
+
+def test_copies_start_while_dagshub_is_still_being_checked(world: World) -> None:
+    # DagsHub answers one object per request, 50 ms each: the first copies go up long before
+    # its last answer, and the report is the one a run without overlap would write.
+    gone = _file_objects(world)
+    for rel in gone:
+        world.dagshub.delete(rel)
+    world.dagshub.latency = 0.05
+    world.dagshub.clear_log()
+    run = world.run("sync", "-j", "4")
+    assert run.code == 0, run.stderr + run.stdout
+    methods = [r.method for r in world.dagshub.requests]
+    last_head = len(methods) - 1 - methods[::-1].index("HEAD")
+    assert methods.index("POST") < last_head, methods
+    assert run.report is not None
+    assert [(p["source"], p["destination"], p["objects_copied"]) for p in run.report["pairs"]] == [
+        ("backblaze", "dagshub", len(gone))
+    ]
+    assert world.verify().code == 0
 
 
 def test_dry_run_changes_nothing_and_plans_what_a_real_run_copies(world: World) -> None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from dvc_multiremote.project import Project
     from dvc_multiremote.remotes import Remote
+    from dvc_multiremote.remotes.base import Heard
     from dvc_multiremote.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -218,16 +219,18 @@ def check_all(
     objects: dict[ObjectRef, str],
     jobs: int,
     owners: dict[ObjectRef, frozenset[str]] | None = None,
+    heard: Callable[[Remote], Heard] | None = None,
 ) -> None:
     """Which of ``objects`` each remote holds, each remote on its own thread: probed (if not
     yet) and then checked, so one remote's slow probe does not hold back the others. A remote
-    is asked only for what it owes (``owners``: objects pinned to some remotes)."""
+    is asked only for what it owes (``owners``: objects pinned to some remotes). ``heard``
+    gives each remote's check a callback told every answer as it comes."""
 
     def probe_and_check(remote: Remote) -> None:
         if remote.ensure_probed():
             name = remote.spec.name
             owed = objects if not owners else [o for o in objects if owes(owners, o, name)]
-            remote.check(owed, jobs)
+            remote.check(owed, jobs, heard(remote) if heard is not None else None)
 
     on_remotes(remotes, probe_and_check)
 

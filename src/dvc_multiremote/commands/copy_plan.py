@@ -70,7 +70,7 @@ def plan(
         if not holders:
             unavailable.append(obj)
             continue
-        size = _known_size(obj, [by_name[name] for name in holders])
+        size = known_size(obj, [by_name[name] for name in holders])
         # Within budget first, then the preference order: capped bandwidth is spent last.
         holders.sort(key=lambda name: (not budget.fits(name, size), order.index(name)))
         copies.append(Copy(obj, path, size, lacking, holders))
@@ -81,7 +81,8 @@ def plan(
     return copies, unavailable
 
 
-def _known_size(obj: ObjectRef, holders: list[Remote]) -> int | None:
+def known_size(obj: ObjectRef, holders: list[Remote]) -> int | None:
+    """The object's size as the first holder that listed it says, if any did."""
     for remote in holders:
         size = (remote.status.present or {}).get(obj)
         if size is not None:

@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dvc_multiremote.commands.budget import Budget, ManifestGate
 from dvc_multiremote.commands.copy_plan import Copy, plan, source_order
+from dvc_multiremote.commands.copying import Copier
+from dvc_multiremote.commands.early_copies import EarlyCopies
 from dvc_multiremote.inventory import Inventory, ObjectRef, in_shard
 from dvc_multiremote.progress import Progress
 from dvc_multiremote.project import Project, open_project
-from dvc_multiremote.remotes import Remote, RemoteFailed
-from dvc_multiremote.remotes.transfer import (
-    ObjectCorrupt,
-    ObjectFailed,
-    ObjectMissing,
-    download,
-    md5_matches,
-    run_parallel,
-    upload,
-)
 from dvc_multiremote.report import (
     MissingObject,
     PairReport,
@@ -33,11 +21,12 @@ from dvc_multiremote.report import (
     SyncReport,
     unknown_dirs,
 )
-from dvc_multiremote.scope import check_all, gather, local_cache_path, owes
+from dvc_multiremote.scope import check_all, gather, owes
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from dvc_multiremote.remotes import Remote
     from dvc_multiremote.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,27 +90,33 @@ def sync_project(project: Project, settings: Settings) -> SyncReport:
     inventory = gathered.inventory
     objects = inventory.objects()
     owners = inventory.owners()
-    # Every remote is checked for everything: a pinned object may be copied from any of them.
-    check_all(remotes, objects, settings.check_jobs)
-    copies, unavailable = plan(objects, remotes, budget, settings.prefer_source, owners)
-    if settings.shard:
-        # Files split by hash; every shard finishes the manifests whose files are all there.
-        shard = settings.shard
-        copies = [c for c in copies if c.obj.is_dir or in_shard(c.obj.md5, shard)]
-        unavailable = [obj for obj in unavailable if obj.is_dir or in_shard(obj.md5, shard)]
-    if not settings.dry_run:
-        progress = Progress(
-            "sync",
-            len(copies),
-            sum(c.size or 0 for c in copies),
-            enabled=bool(copies) and not settings.quiet,
-        )
+    if settings.dry_run:
+        # Every remote is checked for everything: a pinned object may be copied from any.
+        check_all(remotes, objects, settings.check_jobs)
+        copies, unavailable = _plan(objects, remotes, budget, settings, owners)
+        _dry_run(copies, budget, tally)
+    else:
+        progress = Progress("sync", 0, 0, enabled=not settings.quiet)
         try:
-            _execute(project, inventory, copies, budget, tally, settings.transfer_jobs, progress)
+            with Copier(project, budget, tally, settings.transfer_jobs, progress) as copier:
+                early = None
+                if not budget.limits:
+                    early = EarlyCopies(
+                        remotes,
+                        objects,
+                        owners,
+                        budget,
+                        settings.prefer_source,
+                        settings.shard,
+                        copier.start,
+                    )
+                heard = early.heard_from if early is not None else None
+                check_all(remotes, objects, settings.check_jobs, heard=heard)
+                copies, unavailable = _plan(objects, remotes, budget, settings, owners)
+                started = early.started if early is not None else set()
+                copier.finish(inventory, copies, started)
         finally:
             progress.close()
-    else:
-        _dry_run(copies, budget, tally)
     report = _report(
         project, settings, inventory, objects, copies, unavailable, tally, gathered.revisions
     )
@@ -130,118 +125,20 @@ def sync_project(project: Project, settings: Settings) -> SyncReport:
     return report
 
 
-def _execute(
-    project: Project,
-    inventory: Inventory,
-    copies: list[Copy],
+def _plan(
+    objects: dict[ObjectRef, str],
+    remotes: list[Remote],
     budget: Budget,
-    tally: Tally,
-    jobs: int,
-    progress: Progress,
-) -> None:
-    by_name = {remote.spec.name: remote for remote in project.remotes}
-
-    def copy_one(copy: Copy) -> None:
-        _copy(copy, by_name, budget, tally, workdir)
-        progress.advance(copy.size or 0)
-
-    os.makedirs(project.repo.tmp_dir, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="dvc-multiremote-sync-", dir=project.repo.tmp_dir))
-    try:
-        files = [copy for copy in copies if not copy.obj.is_dir]
-        run_parallel(files, copy_one, jobs)
-        manifests = []
-        for copy in (c for c in copies if c.obj.is_dir):
-            entries = inventory.contents.get(copy.obj)
-            if entries is None:
-                # Its files are unknown (the manifest could not be read, or not within the
-                # budget): copying it alone would make an incomplete directory look complete.
-                if copy.obj not in tally.skipped_budget:
-                    for name in copy.destinations:
-                        tally.note(tally.failed, copy.obj, name)
-                continue
-            ready = [
-                name
-                for name in copy.destinations
-                if _all_there(by_name[name], tally, (entry.obj for entry in entries))
-            ]
-            if ready:
-                local = local_cache_path(project.repo, copy.obj)
-                manifests.append(Copy(copy.obj, copy.path, copy.size, ready, copy.sources, local))
-            for name in set(copy.destinations) - set(ready):
-                tally.note(tally.failed, copy.obj, name)
-        run_parallel(manifests, copy_one, jobs)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _all_there(remote: Remote, tally: Tally, objs: Iterable[ObjectRef]) -> bool:
-    present = remote.status.present or {}
-    copied = tally.copied_to.get(remote.spec.name, set())
-    return all(obj in present or obj in copied for obj in objs)
-
-
-def _copy(
-    copy: Copy, by_name: dict[str, Remote], budget: Budget, tally: Tally, workdir: Path
-) -> None:
-    """Bring one object from the best source that delivers good bytes to each destination."""
-    destinations = [by_name[name] for name in copy.destinations]
-    if (
-        copy.obj.is_dir
-        and copy.local is not None
-        and copy.local.exists()
-        and md5_matches(copy.local, copy.obj)
-    ):
-        # The manifest was read (and checked) while expanding the scope: no second download.
-        _deliver(copy, destinations, copy.local, copy.sources[0], tally)
-        return
-    for name in copy.sources:
-        source = by_name[name]
-        if not source.status.usable:
-            continue
-        if not budget.reserve(name, copy.size):
-            continue
-        try:
-            fetched = download(source, copy.obj, workdir, copy.size)
-        except ObjectCorrupt:
-            # Its bytes were downloaded: they stay counted against the budget.
-            tally.note(tally.corrupt, copy.obj, name)
-            with tally.lock:
-                tally.downloaded[name] = tally.downloaded.get(name, 0) + (copy.size or 0)
-            continue
-        except (ObjectMissing, ObjectFailed, RemoteFailed) as exc:
-            budget.release(name, copy.size)
-            log.debug("%s not from %s: %s", copy.obj.md5, name, exc)
-            continue
-        with tally.lock:
-            tally.downloaded[name] = tally.downloaded.get(name, 0) + fetched.size
-        try:
-            _deliver(copy, destinations, fetched.path, name, tally)
-        finally:
-            fetched.path.unlink(missing_ok=True)
-        return
-    if any(budget.capped(name) and not budget.fits(name, copy.size) for name in copy.sources):
-        with tally.lock:
-            tally.skipped_budget.add(copy.obj)
-    else:
-        for lacking in copy.destinations:
-            tally.note(tally.failed, copy.obj, lacking)
-
-
-def _deliver(copy: Copy, destinations: list[Remote], path: Path, source: str, tally: Tally) -> None:
-    """Upload one verified local file to every destination that lacks it."""
-    size = path.stat().st_size
-    for destination in destinations:
-        if not destination.status.usable:
-            tally.note(tally.failed, copy.obj, destination.spec.name)
-            continue
-        try:
-            upload(destination, copy.obj, path)
-        except (ObjectFailed, RemoteFailed) as exc:
-            log.debug("%s not to %s: %s", copy.obj.md5, destination.spec.name, exc)
-            tally.note(tally.failed, copy.obj, destination.spec.name)
-            continue
-        tally.copied(source, destination.spec.name, copy.obj, size)
+    settings: Settings,
+    owners: dict[ObjectRef, frozenset[str]],
+) -> tuple[list[Copy], list[ObjectRef]]:
+    copies, unavailable = plan(objects, remotes, budget, settings.prefer_source, owners)
+    if settings.shard:
+        # Files split by hash; every shard finishes the manifests whose files are all there.
+        shard = settings.shard
+        copies = [c for c in copies if c.obj.is_dir or in_shard(c.obj.md5, shard)]
+        unavailable = [obj for obj in unavailable if obj.is_dir or in_shard(obj.md5, shard)]
+    return copies, unavailable
 
 
 def _dry_run(copies: list[Copy], budget: Budget, tally: Tally) -> None:
