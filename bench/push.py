@@ -1,15 +1,18 @@
 """Time `dvc-multiremote push` (both remotes at once) against `dvc push` to each in turn.
 
 The project: ``data/images`` (N small files; ``--big`` adds 20 MB files in ``data/large``) with
-its local cache populated, and two remotes, ``backblaze`` (moto S3 behind a counting FaultProxy)
-and ``dagshub`` (DagsHub-like HTTP), both emptied before every run. Compared, from the same
+its local cache populated, and two remotes, ``backblaze`` (S3) and ``dagshub`` (HTTP), both
+emptied before every run. The servers (``--servers``, see ``common.py``): ``rclone serve s3``
+and ``rclone serve webdav`` (uploads by PUT) behind counting TCP relays (the default when rclone
+is installed), or the Python stand-ins (moto S3 behind a counting FaultProxy, a DagsHub-like
+server, uploads by POST). Compared, from the same
 project and cache: ours, ``dvc-multiremote push -r backblaze,dagshub``; DVC's,
 ``dvc push -r backblaze && dvc push -r dagshub``. After each run both remotes must hold every
 object. Each size runs at each ``--latencies`` value on the same servers: 0 ms is loopback as is
 (no target: the ratio is reported for information); 20 ms delays every request on both remotes,
 as a network would (target: ours <= 0.25x). Usage:
 ``python bench/push.py [--sizes 1000,10000] [--big 0] [--latencies 0,20] [--repeat 3] [--quick]
-[--out PATH]``
+[--servers rclone|python] [--out PATH]``
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from common import (
     Sample,
     World,
     add_latencies_option,
+    add_servers_option,
     at_latency,
     build_world,
     dvc_cli,
@@ -38,6 +42,7 @@ from common import (
     remote_of,
     report_of,
     run_steps,
+    servers_of,
     summarise,
     target,
 )
@@ -90,13 +95,13 @@ def _remote_problems(world: World, sizes: dict[str, int]) -> list[str]:
 
 
 def bench(
-    work: Path, files: int, big: int, repeat: int, latencies: Sequence[int]
+    work: Path, files: int, big: int, repeat: int, latencies: Sequence[int], servers: str
 ) -> list[dict[str, Any]]:
     """One result per latency, all on the same project and servers."""
-    progress(f"push N={files:,} + {big} x 20 MB: building the project...")
+    progress(f"push N={files:,} + {big} x 20 MB on {servers} servers: building the project...")
     results = []
     with ExitStack() as stack:
-        world = build_world(work, files, stack, big=big, names=NAMES)
+        world = build_world(work, files, stack, big=big, names=NAMES, servers=servers)
         for latency in latencies:
             world.set_latency(latency / 1000)
             results.append(_bench_at(world, work, files, big, repeat, latency))
@@ -130,6 +135,7 @@ def _bench_at(
         "command": "push",
         "scenario": at_latency("both remotes empty", latency),
         "latency_ms": latency,
+        "servers": world.servers_text,
         "files": files,
         "big": big,
         "objects": len(sizes),
@@ -158,11 +164,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--big", type=int, default=0, help="20 MB files to add")
     add_latencies_option(parser)
     parser.add_argument("--repeat", type=int, help="runs per size (default 3; --quick: 1)")
+    add_servers_option(parser)
     parser.add_argument("--quick", action="store_true", help="N=1,000 once")
     parser.add_argument("--out", type=Path, default=RESULTS / "push.json", help="JSON results")
     args = parser.parse_args(argv)
     args.sizes = [1000] if args.quick else [int(s.replace("_", "")) for s in args.sizes.split(",")]
     args.repeat = args.repeat or (1 if args.quick else 3)
+    args.servers = servers_of(args.servers)
     return args
 
 
@@ -175,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result
             for files in args.sizes
             for result in bench(
-                Path(tmp) / f"n{files}", files, args.big, args.repeat, args.latencies
+                Path(tmp) / f"n{files}", files, args.big, args.repeat, args.latencies, args.servers
             )
         ]
     return finish("push", results, args.out, load_before)

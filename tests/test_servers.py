@@ -383,3 +383,46 @@ def test_classify_s3_requests() -> None:
     assert classify("HEAD", "/bucket/files/md5/ab/cd") == "HEAD"
     assert classify("POST", "/bucket/key?uploads") == "POST"
     assert classify("PATCH", "/bucket/key") == "OTHER"
+
+
+def test_link_relay_counts_requests_by_kind_with_status_and_body_bytes(
+    moto: MotoS3, s3_bucket: str
+) -> None:
+    """The relay frames HTTP/1.1 as it passes (heads parsed, bodies skipped by length): each
+    request with its S3 kind, its answer's status and the body bytes each way."""
+    port = int(moto.endpoint_url.rsplit(":", 1)[1])
+    moto.put_key(s3_bucket, "one", b"r" * 300_000)
+    with LinkRelay(port, s3=True) as link:
+        s3 = s3_client(link.base_url)
+        s3.head_object(Bucket=s3_bucket, Key="one")
+        assert s3.get_object(Bucket=s3_bucket, Key="one")["Body"].read() == b"r" * 300_000
+        s3.put_object(Bucket=s3_bucket, Key="up", Body=b"u" * 200_000)
+        with pytest.raises(ClientError):
+            s3.head_object(Bucket=s3_bucket, Key="absent")
+        listed = s3.list_objects_v2(Bucket=s3_bucket, Prefix="")["Contents"]
+        assert {item["Key"] for item in listed} == {"one", "up"}
+        s3.get_object(Bucket=s3_bucket, Key="one", Range="bytes=0-9")["Body"].read()
+
+        seen = link.requests()
+        assert [(r.method, r.kind, r.path.split("?")[0], r.status) for r in seen] == [
+            ("HEAD", "HEAD", f"/{s3_bucket}/one", 200),
+            ("GET", "GET", f"/{s3_bucket}/one", 200),
+            ("PUT", "PUT", f"/{s3_bucket}/up", 200),
+            ("HEAD", "HEAD", f"/{s3_bucket}/absent", 404),
+            ("GET", "LIST", f"/{s3_bucket}", 200),
+            ("GET", "GET", f"/{s3_bucket}/one", 206),
+        ]
+        assert [(r.bytes_in, r.bytes_out) for r in seen if r.kind != "LIST"] == [
+            (0, 0),  # a HEAD's answer has a Content-Length but no body
+            (0, 300_000),
+            (200_000, 0),
+            (0, 0),
+            (0, 10),
+        ]
+        listing = next(r for r in seen if r.kind == "LIST")
+        assert listing.bytes_in == 0 and listing.bytes_out > 100  # the XML listing
+        assert link.unparsed == 0
+        link.clear_log()
+        assert link.requests() == []
+        s3.head_object(Bucket=s3_bucket, Key="up")
+        assert [r.kind for r in link.requests()] == ["HEAD"]
