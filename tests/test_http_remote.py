@@ -87,6 +87,29 @@ def test_sync_reads_through_the_redirect_without_sending_the_token_elsewhere(
     _no_credentials_reached(blob_host)
 
 
+def test_a_large_object_asked_as_ranges_through_the_redirect_keeps_the_token_home(
+    world: World, blob_host: DagsHubRemoteServer, dead_url: str
+) -> None:
+    # Ranged GETs go through DVC's own session: each redirect hop to the blob host is
+    # stripped of the token too. The blob host ignores Range: one stream, the file whole.
+    project = world.project
+    project.write_file("data/large.bin", 20 * 2**20, seed=5)
+    project.dvc_add("data/large.bin")
+    project.commit("A large file")
+    project.seed_dir(world.dagshub.root, "data/large.bin.dvc")
+    clone = world.clone()
+    clone.add_remote(
+        "backblaze", f"s3://{world.bucket}/{PREFIX}", default=True, endpointurl=dead_url
+    )
+    run = world.run_in(clone, "pull", "--streams", "4", "--streams-cutoff", "16MiB")
+    assert run.code == 0, run.stdout + run.stderr
+    large = clone.root / "data" / "large.bin"
+    assert large.read_bytes() == (project.root / "data" / "large.bin").read_bytes()
+    ranged = [r for r in blob_host.requests if r.method == "GET" and r.headers.get("Range")]
+    assert len(ranged) == 1  # asked once as a range, then as one stream
+    _no_credentials_reached(blob_host)
+
+
 def test_a_remote_that_refuses_head_is_checked_with_ranged_gets(world: World) -> None:
     world.dagshub.refuse_head = True
     run = world.verify()
