@@ -231,7 +231,11 @@ class RelaySide:
 
     def set_latency(self, seconds: float) -> None:
         """Every request waits ``seconds`` (0: none) before the server sees it."""
-        self.relay.set_link(seconds, 0.0)
+        self.set_link(seconds, 0.0)
+
+    def set_link(self, seconds: float, rate: float) -> None:
+        """Every request waits ``seconds``; each connection's answers move at ``rate`` B/s."""
+        self.relay.set_link(seconds, rate)
 
     def counts(self, kinds: Sequence[str]) -> dict[str, int]:
         records = self.relay.requests()

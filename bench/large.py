@@ -31,10 +31,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from multiprocessing.managers import BaseManager
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,25 +41,26 @@ from common import (
     RESULTS,
     SERVERS_TEXT,
     TOKEN,
+    RelaySide,
     Sample,
-    Timed,
+    _host,
     _md5_of,
     _obj_path,
+    _process_cpu,
     dvc_cli,
     failure,
     finish,
     loopback_env,
-    median,
     our_cli,
     progress,
     report_of,
+    run_steps,
+    summarise,
     target,
-    timed,
 )
 
 from dvc_multiremote.settings import parse_size
 from projects import DVC_ON_B2_ENV
-from servers.link import LinkRelay
 from servers.rclone import RcloneS3, RcloneWebDAV, rclone_binary
 
 BUCKET, PREFIX = "bench", "store"
@@ -73,48 +72,6 @@ SMALL = "data/small"
 SMALL_FILES = 100
 
 
-class LinkSide:
-    """A LinkRelay (a TCP relay, bytes untouched) in front of one rclone server, in the relays'
-    own process, so its CPU is counted apart from the tools'."""
-
-    def __init__(self, upstream: str) -> None:
-        self.relay = LinkRelay(int(upstream.rsplit(":", 1)[1])).start()
-        self._seen = (0, 0, 0)
-
-    def url(self) -> str:
-        return self.relay.base_url
-
-    def host(self) -> str:
-        return self.relay.host
-
-    def set_link(self, latency: float, rate: float) -> None:
-        """Every request waits ``latency`` s; each connection's downloads move at ``rate`` B/s."""
-        self.relay.set_link(latency, rate)
-
-    def traffic(self) -> dict[str, int]:
-        """Connections opened and bytes each way (headers included) since ``clear_log``."""
-        connections, down, up = self._seen
-        return {
-            "connections": self.relay.connections - connections,
-            "bytes_down": self.relay.bytes_down - down,
-            "bytes_up": self.relay.bytes_up - up,
-        }
-
-    def clear_log(self) -> None:
-        self._seen = (self.relay.connections, self.relay.bytes_down, self.relay.bytes_up)
-
-    def cpu(self) -> float:
-        """CPU seconds of this process (both relays) so far."""
-        return time.process_time()
-
-
-class _Proxies(BaseManager):
-    """The process that hosts both relays."""
-
-
-_Proxies.register("LinkSide", LinkSide)
-
-
 @dataclass
 class Link:
     """The two servers, their relays and the project."""
@@ -122,8 +79,8 @@ class Link:
     root: Path
     s3: RcloneS3
     dav: RcloneWebDAV
-    s3_proxy: LinkSide
-    dav_proxy: LinkSide
+    s3_proxy: RelaySide
+    dav_proxy: RelaySide
     md5: str
     size: int
 
@@ -144,18 +101,12 @@ class Link:
         subprocess.run([*GIT, "clone", "-q", str(self.root), str(target)], check=True)
         return target
 
-    def server_cpu(self) -> dict[str, float]:
-        import psutil
-
-        def of(server: RcloneS3 | RcloneWebDAV) -> float:
-            assert server.process is not None
-            times = psutil.Process(server.process.pid).cpu_times()
-            return float(times.user + times.system)
-
+    def server_cpu_parts(self) -> dict[str, float]:
+        """CPU seconds each server process (and the two relays together) has used so far."""
         return {
-            "rclone s3": of(self.s3),
-            "rclone webdav": of(self.dav),
-            "relays": self.s3_proxy.cpu(),
+            "rclone s3": _process_cpu(self.s3.process),
+            "rclone webdav": _process_cpu(self.dav.process),
+            "relays": self.s3_proxy.cpu() + self.dav_proxy.cpu(),
         }
 
     def traffic(self) -> dict[str, dict[str, int]]:
@@ -200,9 +151,8 @@ def build(work: Path, size: int, beside: bool, stack: ExitStack) -> Link:
     dav = stack.enter_context(
         RcloneWebDAV(dav_root, servers / "dav-work", binary, user=TOKEN, password=TOKEN)
     )
-    proxies: Any = stack.enter_context(_Proxies())
-    s3_proxy = cast("LinkSide", proxies.LinkSide(s3.base_url))
-    dav_proxy = cast("LinkSide", proxies.LinkSide(dav.base_url))
+    s3_proxy = cast("RelaySide", _host(stack).RelaySide(s3.port, True))
+    dav_proxy = cast("RelaySide", _host(stack).RelaySide(dav.port, False))
     with Repo(str(root)) as repo, repo.config.edit("repo") as conf:
         conf["core"]["remote"] = B2
         conf["remote"][B2] = {"url": f"s3://{BUCKET}/{PREFIX}", "endpointurl": s3_proxy.url()}
@@ -254,29 +204,6 @@ SCENARIOS = [
 ]
 
 
-def _run(
-    link: Link, steps: list[list[str]], cwd: Path, env: dict[str, str]
-) -> tuple[Sample, list[Timed]]:
-    """Commands in turn (``a && b``), measured together, with the servers' CPU over the run."""
-    link.clear_logs()
-    before = link.server_cpu()
-    runs: list[Timed] = []
-    for command in steps:
-        runs.append(run := timed(command, cwd, env))
-        if run.code != 0:
-            break
-    after = link.server_cpu()
-    sample = Sample(
-        wall=sum(r.seconds for r in runs),
-        cpu=sum(r.cpu for r in runs),
-        peak_rss=max(r.peak_rss for r in runs),
-        code=runs[-1].code,
-        traffic=link.traffic(),
-        extra={"server_cpu": {k: round(after[k] - before[k], 2) for k in after}},
-    )
-    return sample, runs
-
-
 def _prepare(link: Link, scenario: Scenario) -> None:
     """``sync``: dagshub loses the large file (a WebDAV DELETE: rclone caches its listings)."""
     if scenario.name == "sync":
@@ -293,7 +220,7 @@ def run_once(link: Link, scenario: Scenario, work: Path, who: str) -> tuple[Samp
         report_path = work / "ours.json"
         command = [*our_cli(), *scenario.ours, "--json", str(report_path)]
         env = {k: v for k, v in link.env().items() if k not in DVC_ON_B2_ENV}  # ours sets it
-        sample, runs = _run(link, [command], clone, env)
+        sample, runs = run_steps(link, [command], clone, env)  # type: ignore[arg-type]
         report_of(report_path)
         if runs[-1].code != 0:
             problems.append(failure("ours", runs[-1]))
@@ -302,7 +229,7 @@ def run_once(link: Link, scenario: Scenario, work: Path, who: str) -> tuple[Samp
             f"['remote \"{DAGSHUB}\"']\n    auth = basic\n    user = {TOKEN}\n    password = {TOKEN}\n"
         )
         steps = [[*dvc_cli(), *step] for step in scenario.baseline]
-        sample, runs = _run(link, steps, clone, dict(os.environ))
+        sample, runs = run_steps(link, steps, clone, dict(os.environ))  # type: ignore[arg-type]
         if runs[-1].code != 0:
             problems.append(failure(scenario.baseline_name, runs[-1]))
     if scenario.name.startswith("pull") and _md5_of(clone / BIG) != link.md5:
@@ -343,19 +270,6 @@ def bench(
     return results
 
 
-def _summary(samples: list[Sample]) -> dict[str, Any]:
-    return {
-        "wall": median([s.wall for s in samples]),
-        "cpu": median([s.cpu for s in samples]),
-        "peak_rss": max(s.peak_rss for s in samples),
-        "traffic": samples[len(samples) // 2].traffic,
-        "server_cpu": samples[len(samples) // 2].extra["server_cpu"],
-        "runs": [
-            {"wall": s.wall, "cpu": s.cpu, "server_cpu": s.extra["server_cpu"]} for s in samples
-        ],
-    }
-
-
 def _result(
     scenario: Scenario,
     layout: str,
@@ -366,7 +280,7 @@ def _result(
     base: list[Sample],
     problems: list[str],
 ) -> dict[str, Any]:
-    mine, theirs = _summary(ours), _summary(base)
+    mine, theirs = summarise(ours), summarise(base)
     ratio = mine["wall"] / theirs["wall"]
     scenario_text = (
         f"{scenario.name}, {layout}, {latency * 1000:.0f} ms, {rate / 1e6:.0f} MB/s per connection"
