@@ -265,6 +265,14 @@ class World:
         subprocess.run([*GIT, "clone", "-q", str(self.project.root), str(target)], check=True)
         return Project(target)
 
+    def clone_with_b2_dead(self, dead_url: str, name: str = "clone") -> Project:
+        """A fresh clone whose ``backblaze`` points at ``dead_url``, where nothing listens."""
+        clone = self.clone(name)
+        clone.add_remote(
+            "backblaze", f"s3://{self.bucket}/{PREFIX}", default=True, endpointurl=dead_url
+        )
+        return clone
+
     def run_in(
         self, project: Project, command: str, *args: str, env: dict[str, str] | None = None
     ) -> Run:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from projects import FILES, PREFIX, TOKEN, Project, World
+from projects import FILES, TOKEN, Project, World
 from servers.dagshub import DagsHubRemoteServer
 
 if TYPE_CHECKING:
@@ -52,10 +52,7 @@ def _no_credentials_reached(blob: DagsHubRemoteServer) -> None:
 def test_pull_follows_redirects_without_sending_the_token_elsewhere(
     world: World, blob_host: DagsHubRemoteServer, dead_url: str
 ) -> None:
-    clone = world.clone()
-    clone.add_remote(
-        "backblaze", f"s3://{world.bucket}/{PREFIX}", default=True, endpointurl=dead_url
-    )
+    clone = world.clone_with_b2_dead(dead_url)
     run = world.run_in(clone, "pull")
     assert run.code == 0, run.stdout + run.stderr
     assert run.report is not None
@@ -97,10 +94,7 @@ def test_a_large_object_asked_as_ranges_through_the_redirect_keeps_the_token_hom
     project.dvc_add("data/large.bin")
     project.commit("A large file")
     project.seed_dir(world.dagshub.root, "data/large.bin.dvc")
-    clone = world.clone()
-    clone.add_remote(
-        "backblaze", f"s3://{world.bucket}/{PREFIX}", default=True, endpointurl=dead_url
-    )
+    clone = world.clone_with_b2_dead(dead_url)
     run = world.run_in(clone, "pull", "--streams", "4", "--streams-cutoff", "16MiB")
     assert run.code == 0, run.stdout + run.stderr
     large = clone.root / "data" / "large.bin"
@@ -138,10 +132,7 @@ def test_credentials_a_user_wrote_in_config_local_stay_home_too(
     world: World, blob_host: DagsHubRemoteServer, dead_url: str
 ) -> None:
     """The same with the credentials in ``config.local``, as a user writes them for DVC."""
-    clone = world.clone("custom")
-    clone.add_remote(
-        "backblaze", f"s3://{world.bucket}/{PREFIX}", default=True, endpointurl=dead_url
-    )
+    clone = world.clone_with_b2_dead(dead_url, "custom")
     (clone.root / ".dvc" / "config.local").write_text(
         f"['remote \"dagshub\"']\n    auth = basic\n    user = {TOKEN}\n    password = {TOKEN}\n"
     )

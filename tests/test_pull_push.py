@@ -37,10 +37,7 @@ def test_primary_on_dead_port_pulls_everything_from_the_secondary(
     assert world.run_in(direct, "pull", "-r", "dagshub").code == 0
     direct_seconds = time.monotonic() - started
 
-    clone = world.clone()
-    clone.add_remote(
-        "backblaze", f"s3://{world.bucket}/{PREFIX}", default=True, endpointurl=dead_url
-    )
+    clone = world.clone_with_b2_dead(dead_url)
     started = time.monotonic()
     run = world.run_in(clone, "pull")
     fallback_seconds = time.monotonic() - started

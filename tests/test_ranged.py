@@ -64,10 +64,7 @@ def test_a_large_object_comes_from_b2_as_ranged_gets_at_once(world: World, big: 
 def test_a_server_that_ignores_range_sends_the_object_in_one_stream(
     world: World, big: str, dead_url: str
 ) -> None:
-    clone = world.clone()
-    clone.add_remote(
-        "backblaze", f"s3://{world.bucket}/{PREFIX}", default=True, endpointurl=dead_url
-    )
+    clone = world.clone_with_b2_dead(dead_url)
     run = world.run_in(clone, "pull", *STREAMS)
     assert run.code == 0, run.stdout + run.stderr
     assert _big_in(clone, big)
