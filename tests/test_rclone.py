@@ -247,6 +247,23 @@ def test_sync_fills_the_rclone_remote_that_lacks_data(rclone_world: RcloneWorld)
         assert _workspace_matches(clone, world.project), remote
 
 
+def test_pull_from_rclone_s3_signs_every_get_as_a_real_s3_checks_it(
+    rclone_world: RcloneWorld,
+) -> None:
+    world = rclone_world
+    world.push()
+    clone = world.clone("runner")
+    run = world.run_in(clone, "pull")
+    assert run.code == 0, run.stderr + run.stdout
+    assert run.report is not None
+    assert run.report["remotes_used"] == ["s3"]
+    assert run.remote("s3")["objects_served"] == ALL
+    # rclone checks each request's SigV4 signature: a GET it refused would have been asked
+    # again through botocore's full call, and counted twice. One probe, one GET per object.
+    assert run.remote("s3")["requests"]["GET"] == ALL + 1, run.remote("s3")["requests"]
+    assert _workspace_matches(clone, world.project)
+
+
 def test_pull_completes_from_webdav_when_rclone_s3_is_dead(rclone_world: RcloneWorld) -> None:
     world = rclone_world
     world.push()

@@ -117,6 +117,12 @@ class Remote:
         whole-object answer and ``ranged.SizeDiffers`` when the object has another size."""
         raise NotImplementedError
 
+    async def get_file(self, obj: ObjectRef, path: Path) -> None:
+        """The whole object into a new file at ``path``, as one stream, on the filesystem's
+        event loop (a GET counted in ``status.requests``)."""
+        self.status.requests["GET"] += 1
+        await self.fs.fs._get_file(self.path_of(obj), str(path))
+
     def probe(self) -> None:
         raise NotImplementedError
 

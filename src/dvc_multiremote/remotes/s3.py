@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dvc_multiremote.inventory import ObjectRef
 from dvc_multiremote.remotes.base import PROBE_OID, PROBE_TIMEOUT, Remote
 from dvc_multiremote.remotes.classify import Failure, classify_exception
 from dvc_multiremote.remotes.ranged import READ_CHUNK, check_range
+from dvc_multiremote.remotes.signed_get import SignedGets
 from dvc_multiremote.remotes.timestamps import use_fast_timestamps
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Iterable
+    from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+    from pathlib import Path
 
     from dvc.repo import Repo
 
     from dvc_multiremote.remotes.base import Heard
+    from dvc_multiremote.remotes.signed_get import Answer
     from dvc_multiremote.remotes.spec import RemoteSpec
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,7 @@ class S3Remote(Remote):
     ) -> None:
         super().__init__(repo, spec, refused_read_is_cap=refused_read_is_cap)
         self.jobs = jobs
+        self.signed_gets: SignedGets | None = None  # learnt by the probe
         self._configure_client()
 
     def _bucket_key(self, path: str) -> tuple[str, str]:
@@ -47,21 +52,39 @@ class S3Remote(Remote):
         self.status.requests[kind] += 1
         return await self.fs.fs._call_s3(method, **kwargs)
 
+    async def _get(self, obj: ObjectRef, byte_range: str | None = None) -> Answer | _Answered:
+        """One GET of an object (``byte_range``: a ``Range`` value): signed and sent lean
+        (``signed_get``) when that answers 200/206, else through s3fs and botocore's full
+        call, whose errors, redirects and retries are the ones the run classifies."""
+        bucket, key = self._bucket_key(self.path_of(obj))
+        if self.signed_gets is not None and bucket == self.signed_gets.bucket:
+            self.status.requests["GET"] += 1
+            if answer := await self.signed_gets.get(key, byte_range):
+                return answer
+        extra = {"Range": byte_range} if byte_range else {}
+        response = await self._call("get_object", "GET", Bucket=bucket, Key=key, **extra)
+        return _Answered(response.get("ContentRange"), response["Body"])
+
+    async def get_file(self, obj: ObjectRef, path: Path) -> None:
+        answer = await self._get(obj)
+        try:
+            with open(path, "wb") as file:
+                async for chunk in answer.chunks(READ_CHUNK):
+                    file.write(chunk)
+        finally:
+            answer.close()
+
     async def read_range(
         self, obj: ObjectRef, start: int, end: int, size: int
     ) -> AsyncGenerator[bytes, None]:
-        bucket, key = self._bucket_key(self.path_of(obj))
-        response = await self._call(
-            "get_object", "GET", Bucket=bucket, Key=key, Range=f"bytes={start}-{end}"
-        )
-        body = response["Body"]
+        answer = await self._get(obj, f"bytes={start}-{end}")
         try:
             # rclone's S3 answers ranges with 200 and the right Content-Range; S3 and B2, 206.
-            check_range(response.get("ContentRange"), start, end, size)
-            while chunk := await body.read(READ_CHUNK):
+            check_range(answer.content_range, start, end, size)
+            async for chunk in answer.chunks(READ_CHUNK):
                 yield chunk
         finally:
-            body.close()
+            answer.close()
 
     def _configure_client(self) -> None:
         """The botocore settings of the one client s3fs makes on first use (in the probe) and
@@ -82,6 +105,18 @@ class S3Remote(Remote):
         # Our parameters are fixed; validating them is CPU spent per request for nothing.
         config.setdefault("parameter_validation", False)
 
+    def _gets_are_plain(self, client: Any, bucket: str) -> bool:
+        """Whether s3fs's GETs carry nothing but bucket and key (no customer encryption key,
+        no requester-pays, no versions), so that a lean signed GET is the same request."""
+        fs = self.fs.fs
+        try:
+            kwargs = fs._get_s3_method_kwargs(client.get_object, Bucket=bucket, Key="k")
+        except Exception as exc:  # noqa: BLE001 - another s3fs: take the full call
+            log.debug("s3fs's GET arguments unknown (%s): botocore's full call", exc)
+            return False
+        extra = {name for name, value in kwargs.items() if value is not None} - {"Bucket", "Key"}
+        return not extra and not getattr(fs, "version_aware", False)
+
     def probe(self) -> None:
         bucket, key = self._bucket_key(self.odb.path)
         probe_key = self._bucket_key(self.odb.oid_to_path(PROBE_OID))[1]
@@ -100,19 +135,23 @@ class S3Remote(Remote):
             use_fast_timestamps(self.fs.fs.session)
             build_user_agent_once(client)
             self.status.requests["GET"] += 1
+            learnt = SignedGets.watch(client, bucket, probe_key)
             try:
                 response = await client.get_object(Bucket=bucket, Key=probe_key)
                 response["Body"].close()
             except ClientError as exc:
                 failure = classify_exception(exc)
-                if failure.state == "missing":
-                    return
-                if failure.state != "auth" or not self.refused_read_is_cap:
-                    raise
-                # A bare 403 from B2: capped if listing still works, refused if it does not.
-                self.status.requests["LIST"] += 1
-                await client.list_objects_v2(Bucket=bucket, Prefix=key + "/", MaxKeys=1)
-                raise _Capped(failure.detail) from exc
+                if failure.state != "missing":
+                    if failure.state != "auth" or not self.refused_read_is_cap:
+                        raise
+                    # A bare 403 from B2: capped if listing still works, refused if it does not.
+                    self.status.requests["LIST"] += 1
+                    await client.list_objects_v2(Bucket=bucket, Prefix=key + "/", MaxKeys=1)
+                    raise _Capped(failure.detail) from exc
+            finally:
+                signed_gets = learnt()
+            if self._gets_are_plain(client, bucket):
+                self.signed_gets = signed_gets
 
         if not self._connect_or_fail():
             return
@@ -189,6 +228,21 @@ class S3Remote(Remote):
                 if len(head) == 2 and tail and "/" not in tail:
                     return ObjectRef(head + tail, legacy)
         return None
+
+
+@dataclass(frozen=True)
+class _Answered:
+    """botocore's own GetObject answer, read as a ``signed_get.Answer`` is."""
+
+    content_range: str | None
+    body: Any  # aiobotocore's StreamingBody
+
+    async def chunks(self, size: int) -> AsyncIterator[bytes]:
+        while chunk := await self.body.read(size):
+            yield chunk
+
+    def close(self) -> None:
+        self.body.close()
 
 
 def build_user_agent_once(client: Any) -> None:

@@ -10,7 +10,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from dvc_multiremote.remotes.base import MAX_ATTEMPTS, Remote, RemoteFailed, backoff
 from dvc_multiremote.remotes.classify import Failure, classify_exception
@@ -163,18 +163,14 @@ async def fetch_to(remote: Remote, obj: ObjectRef, path: Path, size: int | None)
         else:
             return
     async with slots:
-        remote.status.requests["GET"] += 1
-        await get_file_guarded(remote.fs.fs, remote.path_of(obj), path, remote.spec.name)
+        await guarded(remote.get_file(obj, path), path, remote.spec.name)
 
 
-async def get_file_guarded(fs: Any, source: str, path: Path, name: str) -> None:
-    """``fs._get_file`` with a stall deadline of our own: DVC's filesystems wait on a silent
-    server for minutes, through retries. The file must grow at least once per
+async def guarded(download: Awaitable[None], path: Path, name: str) -> None:
+    """A download into ``path`` with a stall deadline of our own: DVC's filesystems wait on a
+    silent server for minutes, through retries. The file must grow at least once per
     ``DEADLINE_SECONDS``; a slow download that keeps moving runs to the end."""
-    # One stream: s3fs would otherwise fetch a large object as ranges of 50 MiB, ten at a time
-    # and each held in memory; large objects are ranged by ``fetch_to`` instead.
-    options = {"max_concurrency": 1} if hasattr(fs, "max_concurrency") else {}
-    task = asyncio.ensure_future(fs._get_file(source, str(path), **options))
+    task = asyncio.ensure_future(download)
     loop = asyncio.get_running_loop()
     size, moved = -1, loop.time()
     try:

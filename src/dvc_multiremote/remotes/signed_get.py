@@ -1,0 +1,156 @@
+"""S3 GETs signed by botocore and sent on its HTTP session, without its per-call machinery.
+
+botocore spends about 2 ms of CPU on each call around the request itself (events, endpoint
+rules, parameter building, response parsing): more than the request costs, so a pull of many
+small objects is bound by it. Once botocore has worked out a bucket's URL and signing (on the
+probe's GET, watched here), a GET of another key of that bucket is the same request with
+another path: it is signed by botocore's SigV4 signer with the client's credentials and sent
+on the client's own session (its connection pool, proxies, TLS settings and timeouts).
+
+Only a 200 or 206 answer is used, and a 404 ``NoSuchKey`` read as s3fs reads it (the object
+is absent). Any other answer, and any failure to send, goes to the client's full call, so
+errors, redirects and retries stay botocore's and s3fs's. Whatever this module cannot vouch
+for (another signature version, S3 Express, an HTTP backend that is not aiohttp, a URL that
+does not end in the key) turns it off for the client.
+"""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import logging
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+log = logging.getLogger(__name__)
+EVENT = "before-sign.s3.GetObject"
+NO_SUCH_KEY = b"<Code>NoSuchKey</Code>"
+MAX_ERROR_DOCUMENT = 64 * 1024
+_WATCHER_ID = "dvc-multiremote-signed-get"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An open 200/206 answer: its ``Content-Range`` and its body, read once, then closed."""
+
+    content_range: str | None
+    response: Any  # aiohttp.ClientResponse
+
+    async def chunks(self, size: int) -> AsyncIterator[bytes]:
+        while chunk := await self.response.content.read(size):
+            yield chunk
+
+    def close(self) -> None:
+        """Give the connection back to the pool when the body was read, else drop it."""
+        if self.response.content.at_eof():
+            self.response.release()
+        else:
+            self.response.close()
+
+
+@dataclass(frozen=True)
+class SignedGets:
+    """GETs of one bucket's keys, signed and sent as botocore did the watched one."""
+
+    client: Any
+    bucket: str
+    prefix: str  # the URL up to the key
+    signing_name: str
+    region: str
+    user_agent: str | None
+
+    @staticmethod
+    def watch(client: Any, bucket: str, key: str) -> Callable[[], SignedGets | None]:
+        """Watch the client sign a GET of ``key`` in ``bucket``; the returned function stops
+        watching and gives what was learnt (None when this path cannot be vouched for)."""
+        seen: list[tuple[Any, str, str, str]] = []
+
+        def watcher(
+            request: Any, signing_name: str, region_name: str, signature_version: str, **_: Any
+        ) -> None:
+            seen.append((request, signing_name, region_name, signature_version))
+
+        client.meta.events.register(EVENT, watcher, unique_id=_WATCHER_ID)
+
+        def learnt() -> SignedGets | None:
+            client.meta.events.unregister(EVENT, unique_id=_WATCHER_ID)
+            if len(seen) != 1:
+                return None
+            return SignedGets._from(client, bucket, key, *seen[0])
+
+        return learnt
+
+    @staticmethod
+    def _from(
+        client: Any,
+        bucket: str,
+        key: str,
+        request: Any,
+        signing_name: str,
+        region: str,
+        version: str,
+    ) -> SignedGets | None:
+        from aiobotocore.httpsession import AIOHTTPSession
+
+        signing = request.context.get("signing") or {}
+        path = "/" + quote(key, safe="/~")
+        why = None
+        if version != "s3v4":
+            why = f"signature version {version!r}"
+        elif signing.get("request_credentials") or signing.get("identity_cache") is not None:
+            why = "credentials per request (S3 Express)"
+        elif not isinstance(getattr(client._endpoint, "http_session", None), AIOHTTPSession):
+            why = "an HTTP backend other than aiohttp"
+        elif getattr(client._request_signer, "_credentials", None) is None:
+            why = "no credentials"
+        elif not request.url.endswith(path) or "?" in request.url:
+            why = f"a URL that does not end in the key ({request.url})"
+        if why:
+            log.debug("S3 GETs go through botocore's full call: %s", why)
+            return None
+        return SignedGets(
+            client=client,
+            bucket=bucket,
+            prefix=request.url[: -len(path) + 1],
+            signing_name=signing.get("signing_name") or signing_name,
+            region=signing.get("region") or region,
+            user_agent=request.headers.get("User-Agent"),
+        )
+
+    async def get(self, key: str, byte_range: str | None = None) -> Answer | None:
+        """GET ``key`` (``byte_range``: a ``Range`` value): the answer if 200/206, None for
+        the full call to ask again; raises FileNotFoundError on S3's ``NoSuchKey``."""
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        headers = {"Range": byte_range} if byte_range else {}
+        if self.user_agent:
+            headers["User-Agent"] = self.user_agent
+        request = AWSRequest(method="GET", url=self.prefix + quote(key, safe="/~"), headers=headers)
+        request.stream_output = True
+        try:
+            credentials = self.client._request_signer._credentials.get_frozen_credentials()
+            if inspect.isawaitable(credentials):
+                credentials = await credentials
+            S3SigV4Auth(credentials, self.signing_name, self.region).add_auth(request)
+            answer = await self.client._endpoint.http_session.send(request.prepare())
+        except Exception as exc:  # noqa: BLE001 - the full call will say what is wrong
+            log.debug("signed GET of %s failed (%s): the full call instead", key, exc)
+            return None
+        if answer.status_code in (200, 206):
+            return Answer(answer.headers.get("content-range"), answer.raw)
+        if answer.status_code == HTTPStatus.NOT_FOUND:
+            document = await answer.raw.content.read(MAX_ERROR_DOCUMENT)
+            answer.raw.close()
+            if NO_SUCH_KEY in document:
+                # What s3fs makes of the full call's NoSuchKey; a pull that asks a remote for
+                # objects it may lack must not ask twice for each.
+                raise FileNotFoundError(errno.ENOENT, "NoSuchKey", key)
+            return None
+        answer.raw.close()  # an error or a redirect: the full call asks again and reads it
+        return None
