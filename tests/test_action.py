@@ -24,6 +24,7 @@ import yaml
 from projects import B2_KEY, B2_KEY_ID, TOKEN, Project, credentials_env
 from servers.dagshub import DagsHubRemoteServer
 from servers.faults import Fault, FaultProxy
+from servers.git_http import GitHost
 from servers.github import FakeGitHub, StoredComment
 
 if TYPE_CHECKING:
@@ -215,6 +216,7 @@ def pull_request_event(
 
 # --- the world: a PR that adds data pushed to backblaze only ----------------------------------
 GH_TOKEN = "ghs_fake0123456789abcdef"
+GIT_TOKEN = "ghs_checkout9f8e7d6c5b4a"  # the token actions/checkout persisted for git
 PREFIX = "store"
 IMAGES = 12
 LABELS = 10
@@ -661,6 +663,57 @@ def test_shallow_checkout_that_cannot_fetch_says_how_to_fix_it(world: PrWorld) -
     assert error.properties["title"] == "Pull request commits unavailable"
     assert "fetch-depth: 0" in error.message
     assert world.dagshub.requests == []
+
+
+def test_a_shallow_checkout_by_checkout_v6_fetches_with_its_token_and_no_git_binary(
+    world: PrWorld,
+) -> None:
+    """actions/checkout v6 keeps the token's header in a file under $RUNNER_TEMP that the
+    checkout's .git/config includes for its own git directory; the image has no git."""
+    hosted = world.scratch / "github"
+    hosted.mkdir(parents=True)
+    bare = hosted / "data.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(world.project.root), str(bare)], check=True)
+    clone = (world.scratch / "shallow").resolve()
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", "--branch", "feature", f"file://{bare}", str(clone)],
+        check=True,
+    )
+    with GitHost(hosted, GIT_TOKEN) as github:
+        subprocess.run(
+            ["git", "remote", "set-url", "origin", github.url("data")], cwd=clone, check=True
+        )
+        credentials = world.scratch / "runner_temp" / "git-credentials-5f1c.config"
+        credentials.parent.mkdir()
+        header = "AUTHORIZATION: basic " + github.authorization.split()[1]
+        subprocess.run(
+            [
+                "git",
+                "config",
+                "-f",
+                str(credentials),
+                f"http.{github.base_url}/.extraheader",
+                header,
+            ],
+            check=True,
+        )
+        subprocess.run(
+            ["git", "config", f"includeIf.gitdir:{clone}/.git.path", str(credentials)],
+            cwd=clone,
+            check=True,
+        )
+        no_git = world.scratch / "bin-without-git"
+        no_git.mkdir()
+        step = world.step(workspace=clone, env={"PATH": str(no_git)})
+        asked = github.log.snapshot()
+    assert step.code == 1, step.stdout + step.stderr
+    assert "fetched" in step.stdout
+    assert [o["path"] for o in step.report["outputs"]] == ["data/labels"]
+    assert asked
+    assert all((r.authorization or "").lower() == github.authorization.lower() for r in asked)
+    token_forms = [GIT_TOKEN, github.authorization.split()[1]]
+    for text in (step.stdout, step.stderr, step.summary, json.dumps(step.outputs)):
+        assert not [form for form in token_forms if form in text]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving files away needs root, as in the container")

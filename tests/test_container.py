@@ -47,10 +47,12 @@ CACHE = Path(
     os.environ.get("DVC_MULTIREMOTE_CONTAINER_CACHE")
     or Path.home() / ".cache" / "dvc-multiremote-container"
 )
-BASE_IMAGE = "localhost/pybase:bookworm"
-IMAGE = "localhost/dvc-multiremote:test"
 SUITE = "bookworm"
-PACKAGES = "python3,python3-pip,python3-venv,git,ca-certificates"
+# As python:3.12-slim has: Python and CA certificates, no git (the Action needs none).
+PACKAGES = "python3,python3-pip,python3-venv,ca-certificates"
+BASE_KEY = hashlib.sha256(f"{SUITE} {PACKAGES}".encode()).hexdigest()[:8]
+BASE_IMAGE = f"localhost/pybase:{SUITE}-{BASE_KEY}"
+IMAGE = "localhost/dvc-multiremote:test"
 OWNER = 1001  # the runner's user on GitHub-hosted runners
 CONTAINERS_CONF = """\
 [containers]
@@ -141,10 +143,10 @@ def _debian_mirror() -> str:
 
 
 def _base_image() -> None:
-    """``localhost/pybase:bookworm``: Debian with python3, pip, venv and git, from debootstrap."""
+    """``BASE_IMAGE``: Debian with python3, pip and venv, from debootstrap."""
     if _has_image(BASE_IMAGE):
         return
-    context = CACHE / "base"
+    context = CACHE / f"base-{BASE_KEY}"
     tarball = context / "rootfs.tar.gz"
     if not tarball.exists():
         rootfs = CACHE / "rootfs"

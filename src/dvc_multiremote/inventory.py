@@ -7,16 +7,14 @@ import json
 import os
 import posixpath
 import re
-import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dvc_multiremote.errors import UsageError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from dvc.output import Output
     from dvc.repo import Repo
 
@@ -127,19 +125,15 @@ def resolve_rev(repo: Repo, rev: str, option: str) -> str:
 
 
 def merge_base(repo: Repo, base: str, head: str) -> str:
-    """``git merge-base`` of two commits."""
-    done = subprocess.run(
-        ["git", "merge-base", base, head],
-        cwd=repo.root_dir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
+    """``git merge-base`` of two commits, or a usage error naming ``--range``."""
+    from dvc_multiremote.history import merge_base as best_common_ancestor
+
+    found = best_common_ancestor(Path(repo.scm.root_dir), base, head)
+    if found is None:
         raise UsageError(
             f"--range {base}..{head} has no merge-base; the two commits share no history."
         )
-    return done.stdout.strip()
+    return found
 
 
 def collect_outputs(repo: Repo, targets: list[str], *, strict: bool = True) -> list[OutputRef]:

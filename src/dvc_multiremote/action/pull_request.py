@@ -7,13 +7,14 @@ the base commit's could send our credentials to a server the PR's author chose, 
 from __future__ import annotations
 
 import json
+import logging
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from dvc_multiremote import history
 from dvc_multiremote.errors import UsageError
 
 if TYPE_CHECKING:
@@ -22,10 +23,10 @@ if TYPE_CHECKING:
 PR_EVENTS: tuple[str, ...] = ("pull_request", "pull_request_target")
 # Options that decide which server a remote's requests (and so its credentials) go to.
 HOST_OPTIONS: tuple[str, ...] = ("url", "endpointurl")
-FETCH_TIMEOUT = 300.0
 FULL_HISTORY_FIX = (
     "Check out with full history: `actions/checkout` with `fetch-depth: 0` before this step."
 )
+log = logging.getLogger(__name__)
 _REMOTE_SECTION = re.compile(r'^\s*remote\s+"(?P<name>[^"]+)"\s*$')
 
 
@@ -131,59 +132,40 @@ def pull_request_number(payload: dict[str, Any]) -> int | None:
     return None
 
 
-def _git(root: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def has_commit(root: Path, sha: str) -> bool:
-    return _git(root, "cat-file", "-e", f"{sha}^{{commit}}").returncode == 0
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
-
-
 def ensure_commits(root: Path, pr: PullRequest) -> list[str]:
     """Make base, head and their merge-base available, fetching from ``origin`` if needed.
 
     Returns what was done, for the log; raises :class:`PullRequestError` with the fix.
     """
     done: list[str] = []
-    missing = [sha for sha in (pr.base_sha, pr.head_sha) if not has_commit(root, sha)]
+    missing = [sha for sha in (pr.base_sha, pr.head_sha) if not history.has_commit(root, sha)]
     if missing:
-        fetch = _git(
-            root,
-            "fetch",
-            "--no-tags",
-            "--no-recurse-submodules",
-            "origin",
-            *missing,
-            timeout=FETCH_TIMEOUT,
-        )
-        still = [sha for sha in missing if not has_commit(root, sha)]
+        try:
+            history.fetch(root, missing)
+        except history.FetchFailed as exc:
+            which = "base" if pr.base_sha in missing else "head"
+            raise PullRequestError(
+                f"The {which} commit {missing[0][:12]} of pull request #{pr.number} is not in "
+                f"this checkout, and fetching it from origin failed: {exc}",
+                fix=FULL_HISTORY_FIX,
+            ) from None
+        still = [sha for sha in missing if not history.has_commit(root, sha)]
         if still:
             which = "base" if pr.base_sha in still else "head"
             raise PullRequestError(
                 f"The {which} commit {still[0][:12]} of pull request #{pr.number} is not in this "
-                f"checkout, and fetching it from origin failed: {_last_line(fetch.stderr)}",
+                "checkout, and origin did not send it.",
                 fix=FULL_HISTORY_FIX,
             )
         done.append(f"fetched {', '.join(sha[:12] for sha in missing)} from origin")
-    if _git(root, "merge-base", pr.base_sha, pr.head_sha).returncode != 0:
-        shallow = _git(root, "rev-parse", "--is-shallow-repository").stdout.strip() == "true"
-        if shallow:
-            _git(root, "fetch", "--no-tags", "--unshallow", "origin", timeout=FETCH_TIMEOUT)
-            done.append("fetched the rest of the history (the checkout was shallow)")
-        if _git(root, "merge-base", pr.base_sha, pr.head_sha).returncode != 0:
+    if history.merge_base(root, pr.base_sha, pr.head_sha) is None:
+        if history.is_shallow(root):
+            try:
+                history.fetch(root, [pr.base_sha, pr.head_sha], unshallow=True)
+                done.append("fetched the rest of the history (the checkout was shallow)")
+            except history.FetchFailed as exc:
+                log.debug("unshallowing fetch failed: %s", exc)
+        if history.merge_base(root, pr.base_sha, pr.head_sha) is None:
             raise PullRequestError(
                 f"Pull request #{pr.number}'s base {pr.base_sha[:12]} and head "
                 f"{pr.head_sha[:12]} have no common ancestor in this checkout.",
@@ -248,11 +230,10 @@ def reaches_network(hosts: dict[str, str | None]) -> bool:
     return scheme not in ("", "file") and len(scheme) > 1  # "c:" is a Windows drive
 
 
-def config_at(root: Path, rev: str, dvc_root: Path) -> str:
-    """The text of ``.dvc/config`` at ``rev`` (empty when that commit has none)."""
+def config_at(root: Path, sha: str, dvc_root: Path) -> str:
+    """The text of ``.dvc/config`` in commit ``sha`` (empty when that commit has none)."""
     rel = (dvc_root.resolve() / ".dvc" / "config").relative_to(root.resolve()).as_posix()
-    shown = _git(root, "show", f"{rev}:{rel}")
-    return shown.stdout if shown.returncode == 0 else ""
+    return history.file_at(root, sha, rel) or ""
 
 
 def changed_remotes(git_root: Path, dvc_root: Path, base_sha: str) -> list[RemoteChange]:
@@ -276,8 +257,7 @@ def changed_remotes(git_root: Path, dvc_root: Path, base_sha: str) -> list[Remot
 
 
 def git_toplevel(path: Path) -> Path | None:
-    done = _git(path, "rev-parse", "--show-toplevel")
-    return Path(done.stdout.strip()) if done.returncode == 0 else None
+    return history.toplevel(path)
 
 
 @dataclass(frozen=True)
