@@ -187,6 +187,9 @@ def test_push_to_rclone_s3_and_webdav_then_the_real_dvc_pulls_from_each(
     for remote in ("s3", "webdav"):
         assert run.remote(remote)["state"] == "ok", run.remote(remote)
         assert run.remote(remote)["objects_pushed"] == ALL
+    # rclone checks each PUT's signature (and its body's SHA-256): one PUT per object, none
+    # refused and asked again through botocore's full call.
+    assert run.remote("s3")["requests"]["PUT"] == ALL, run.remote("s3")["requests"]
     objects = set(world.project.objects(*TARGETS))
     s3_prefix = world.s3.root / BUCKET / PREFIX
     assert {str(p.relative_to(s3_prefix)) for p in s3_prefix.rglob("*") if p.is_file()} == objects

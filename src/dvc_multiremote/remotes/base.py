@@ -123,6 +123,11 @@ class Remote:
         self.status.requests["GET"] += 1
         await self.fs.fs._get_file(self.path_of(obj), str(path))
 
+    def put_small(self, obj: ObjectRef, source: Path, size: int) -> bool:
+        """Upload a small file the backend's own faster way (from a worker thread): False
+        when it has none, or that did not work, and DVC's object database uploads it."""
+        return False
+
     def probe(self) -> None:
         raise NotImplementedError
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mimetypes
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,7 @@ from dvc_multiremote.inventory import ObjectRef
 from dvc_multiremote.remotes.base import PROBE_OID, PROBE_TIMEOUT, Remote
 from dvc_multiremote.remotes.classify import Failure, classify_exception
 from dvc_multiremote.remotes.ranged import READ_CHUNK, check_range
-from dvc_multiremote.remotes.signed_get import SignedGets
+from dvc_multiremote.remotes.s3_signed import SignedRequests
 from dvc_multiremote.remotes.timestamps import use_fast_timestamps
 
 if TYPE_CHECKING:
@@ -22,10 +23,12 @@ if TYPE_CHECKING:
     from dvc.repo import Repo
 
     from dvc_multiremote.remotes.base import Heard
-    from dvc_multiremote.remotes.signed_get import Answer
+    from dvc_multiremote.remotes.s3_signed import Answer
     from dvc_multiremote.remotes.spec import RemoteSpec
 
 log = logging.getLogger(__name__)
+SIGNED_PUT_MAX = 8 * 2**20  # larger uploads go through s3fs (multipart from 100 MiB)
+PUT_TIMEOUT = 300.0
 
 
 class S3Remote(Remote):
@@ -41,7 +44,8 @@ class S3Remote(Remote):
     ) -> None:
         super().__init__(repo, spec, refused_read_is_cap=refused_read_is_cap)
         self.jobs = jobs
-        self.signed_gets: SignedGets | None = None  # learnt by the probe
+        self.signed: SignedRequests | None = None  # learnt by the probe
+        self.signed_methods: frozenset[str] = frozenset()  # those s3fs adds nothing to
         self._configure_client()
 
     def _bucket_key(self, path: str) -> tuple[str, str]:
@@ -54,16 +58,26 @@ class S3Remote(Remote):
 
     async def _get(self, obj: ObjectRef, byte_range: str | None = None) -> Answer | _Answered:
         """One GET of an object (``byte_range``: a ``Range`` value): signed and sent lean
-        (``signed_get``) when that answers 200/206, else through s3fs and botocore's full
+        (``s3_signed``) when that answers 200/206, else through s3fs and botocore's full
         call, whose errors, redirects and retries are the ones the run classifies."""
         bucket, key = self._bucket_key(self.path_of(obj))
-        if self.signed_gets is not None and bucket == self.signed_gets.bucket:
+        if self.signed is not None and "GET" in self.signed_methods:
             self.status.requests["GET"] += 1
-            if answer := await self.signed_gets.get(key, byte_range):
+            if answer := await self.signed.get(key, byte_range):
                 return answer
         extra = {"Range": byte_range} if byte_range else {}
         response = await self._call("get_object", "GET", Bucket=bucket, Key=key, **extra)
         return _Answered(response.get("ContentRange"), response["Body"])
+
+    def put_small(self, obj: ObjectRef, source: Path, size: int) -> bool:
+        if self.signed is None or "PUT" not in self.signed_methods or size > SIGNED_PUT_MAX:
+            return False
+        signed = self.signed
+        key = self._bucket_key(self.path_of(obj))[1]
+        body = source.read_bytes()
+        content_type, _ = mimetypes.guess_type(str(source))  # as s3fs guesses it
+        self.status.requests["PUT"] += 1
+        return self.run_async(lambda: signed.put(key, body, content_type), PUT_TIMEOUT)
 
     async def get_file(self, obj: ObjectRef, path: Path) -> None:
         answer = await self._get(obj)
@@ -105,17 +119,26 @@ class S3Remote(Remote):
         # Our parameters are fixed; validating them is CPU spent per request for nothing.
         config.setdefault("parameter_validation", False)
 
-    def _gets_are_plain(self, client: Any, bucket: str) -> bool:
-        """Whether s3fs's GETs carry nothing but bucket and key (no customer encryption key,
-        no requester-pays, no versions), so that a lean signed GET is the same request."""
+    def _plain_methods(self, client: Any, bucket: str) -> frozenset[str]:
+        """The methods to which s3fs adds nothing but bucket and key (no customer encryption
+        key, no requester-pays, no ACL or grants, no versions), so that a signed request of
+        our own (``s3_signed``) is the same request."""
         fs = self.fs.fs
-        try:
-            kwargs = fs._get_s3_method_kwargs(client.get_object, Bucket=bucket, Key="k")
-        except Exception as exc:  # noqa: BLE001 - another s3fs: take the full call
-            log.debug("s3fs's GET arguments unknown (%s): botocore's full call", exc)
-            return False
-        extra = {name for name, value in kwargs.items() if value is not None} - {"Bucket", "Key"}
-        return not extra and not getattr(fs, "version_aware", False)
+        if getattr(fs, "version_aware", False):
+            return frozenset()
+        plain = set()
+        for method, call in (("GET", client.get_object), ("PUT", client.put_object)):
+            try:
+                kwargs = fs._get_s3_method_kwargs(call, Bucket=bucket, Key="k")
+            except Exception as exc:  # noqa: BLE001 - another s3fs: take the full call
+                log.debug("s3fs's %s arguments unknown (%s): botocore's full call", method, exc)
+                continue
+            if not {name for name, value in kwargs.items() if value is not None} - {
+                "Bucket",
+                "Key",
+            }:
+                plain.add(method)
+        return frozenset(plain)
 
     def probe(self) -> None:
         bucket, key = self._bucket_key(self.odb.path)
@@ -135,7 +158,7 @@ class S3Remote(Remote):
             use_fast_timestamps(self.fs.fs.session)
             build_user_agent_once(client)
             self.status.requests["GET"] += 1
-            learnt = SignedGets.watch(client, bucket, probe_key)
+            learnt = SignedRequests.watch(client, bucket, probe_key)
             try:
                 response = await client.get_object(Bucket=bucket, Key=probe_key)
                 response["Body"].close()
@@ -149,9 +172,8 @@ class S3Remote(Remote):
                     await client.list_objects_v2(Bucket=bucket, Prefix=key + "/", MaxKeys=1)
                     raise _Capped(failure.detail) from exc
             finally:
-                signed_gets = learnt()
-            if self._gets_are_plain(client, bucket):
-                self.signed_gets = signed_gets
+                self.signed = learnt()
+            self.signed_methods = self._plain_methods(client, bucket)
 
         if not self._connect_or_fail():
             return
@@ -232,7 +254,7 @@ class S3Remote(Remote):
 
 @dataclass(frozen=True)
 class _Answered:
-    """botocore's own GetObject answer, read as a ``signed_get.Answer`` is."""
+    """botocore's own GetObject answer, read as a ``s3_signed.Answer`` is."""
 
     content_range: str | None
     body: Any  # aiobotocore's StreamingBody

@@ -248,6 +248,9 @@ def upload(remote: Remote, obj: ObjectRef, source: Path) -> int:
     from dvc_objects.fs.local import localfs
 
     def put() -> int:
+        size = source.stat().st_size
+        if remote.put_small(obj, source, size):
+            return size
         remote.status.requests["PUT"] += 1
         # ``batch_size`` is the parts of one S3 multipart upload in flight (DVC passes it to
         # s3fs as ``max_concurrency``; 50 MiB parts from 100 MiB, each held in memory, so

@@ -1,0 +1,192 @@
+"""S3 GETs and small PUTs signed by botocore and sent on its session, without its per-call
+machinery.
+
+botocore spends about 2 ms of CPU on each call around the request itself (events, endpoint
+rules, parameter building, response parsing): more than the request costs, so a pull or a push
+of many small objects is bound by it. Once botocore has worked out a bucket's URL and signing
+(on the probe's GET, watched here), a GET or a PUT of another key of that bucket is the same
+request with another path: it is signed by botocore's SigV4 signer with the client's
+credentials and sent on the client's own session (its connection pool, proxies, TLS settings
+and timeouts). A PUT carries what s3fs would send for a DVC object: the body, its length and
+signed SHA-256, and a guessed Content-Type, so only when s3fs adds nothing else (no ACL, no
+encryption, no grants).
+
+A 2xx answer is used; a 4xx one (a missing key, a refused write, B2's cap) is raised as the
+full call raises it, botocore's ClientError from botocore's parser, so that it is asked once.
+Redirects, server errors and any failure to send go to the client's full call, so redirects
+and retries stay botocore's and s3fs's. Whatever this module cannot vouch for
+(another signature version, S3 Express, an HTTP backend that is not aiohttp, a URL that does
+not end in the key) turns it off for the client.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+log = logging.getLogger(__name__)
+EVENT = "before-sign.s3.GetObject"
+MAX_ERROR_DOCUMENT = 64 * 1024
+_WATCHER_ID = "dvc-multiremote-signed-requests"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An open 200/206 answer: its ``Content-Range`` and its body, read once, then closed."""
+
+    content_range: str | None
+    response: Any  # aiohttp.ClientResponse
+
+    async def chunks(self, size: int) -> AsyncIterator[bytes]:
+        while chunk := await self.response.content.read(size):
+            yield chunk
+
+    def close(self) -> None:
+        """Give the connection back to the pool when the body was read, else drop it."""
+        if self.response.content.at_eof():
+            self.response.release()
+        else:
+            self.response.close()
+
+
+@dataclass(frozen=True)
+class SignedRequests:
+    """GETs and PUTs of one bucket's keys, signed and sent as botocore did the watched GET."""
+
+    client: Any
+    bucket: str
+    prefix: str  # the URL up to the key
+    signing_name: str
+    region: str
+    user_agent: str | None
+
+    @staticmethod
+    def watch(client: Any, bucket: str, key: str) -> Callable[[], SignedRequests | None]:
+        """Watch the client sign a GET of ``key`` in ``bucket``; the returned function stops
+        watching and gives what was learnt (None when this path cannot be vouched for)."""
+        seen: list[tuple[Any, str, str, str]] = []
+
+        def watcher(
+            request: Any, signing_name: str, region_name: str, signature_version: str, **_: Any
+        ) -> None:
+            seen.append((request, signing_name, region_name, signature_version))
+
+        client.meta.events.register(EVENT, watcher, unique_id=_WATCHER_ID)
+
+        def learnt() -> SignedRequests | None:
+            client.meta.events.unregister(EVENT, unique_id=_WATCHER_ID)
+            if len(seen) != 1:
+                return None
+            return SignedRequests._from(client, bucket, key, *seen[0])
+
+        return learnt
+
+    @staticmethod
+    def _from(
+        client: Any,
+        bucket: str,
+        key: str,
+        request: Any,
+        signing_name: str,
+        region: str,
+        version: str,
+    ) -> SignedRequests | None:
+        from aiobotocore.httpsession import AIOHTTPSession
+
+        signing = request.context.get("signing") or {}
+        path = "/" + quote(key, safe="/~")
+        why = None
+        if version != "s3v4":
+            why = f"signature version {version!r}"
+        elif signing.get("request_credentials") or signing.get("identity_cache") is not None:
+            why = "credentials per request (S3 Express)"
+        elif not isinstance(getattr(client._endpoint, "http_session", None), AIOHTTPSession):
+            why = "an HTTP backend other than aiohttp"
+        elif getattr(client._request_signer, "_credentials", None) is None:
+            why = "no credentials"
+        elif not request.url.endswith(path) or "?" in request.url:
+            why = f"a URL that does not end in the key ({request.url})"
+        if why:
+            log.debug("S3 GETs go through botocore's full call: %s", why)
+            return None
+        return SignedRequests(
+            client=client,
+            bucket=bucket,
+            prefix=request.url[: -len(path) + 1],
+            signing_name=signing.get("signing_name") or signing_name,
+            region=signing.get("region") or region,
+            user_agent=request.headers.get("User-Agent"),
+        )
+
+    async def get(self, key: str, byte_range: str | None = None) -> Answer | None:
+        """GET ``key`` (``byte_range``: a ``Range`` value): the answer if 200/206; None for
+        the full call to ask again; raises botocore's ClientError for a 4xx answer."""
+        answer = await self._send("GET", key, {"Range": byte_range} if byte_range else {})
+        if answer is None:
+            return None
+        if answer.status_code in (200, 206):
+            return Answer(answer.headers.get("content-range"), answer.raw)
+        await self._refuse(answer, "GetObject")
+        return None
+
+    async def put(self, key: str, body: bytes, content_type: str | None) -> bool:
+        """PUT ``body`` at ``key``: True once stored; False for the full call to put it;
+        raises botocore's ClientError for a 4xx answer."""
+        headers = {"Content-Type": content_type} if content_type else {}
+        answer = await self._send("PUT", key, headers, body)
+        if answer is None:
+            return False
+        if 200 <= answer.status_code < 300:
+            await answer.raw.read()  # a few bytes: the connection goes back to the pool
+            answer.raw.release()
+            return True
+        await self._refuse(answer, "PutObject")
+        return False
+
+    async def _refuse(self, answer: Any, operation: str) -> None:
+        """Raise a 4xx answer as the full call would (botocore's parser, its ClientError):
+        asking again would only be refused again (a missing key, a key that may not write,
+        B2's cap). Redirects and server errors return, for the full call's own handling."""
+        from botocore.exceptions import ClientError
+        from botocore.parsers import create_parser
+
+        if not HTTPStatus.BAD_REQUEST <= answer.status_code < HTTPStatus.INTERNAL_SERVER_ERROR:
+            answer.raw.close()
+            return
+        document = await answer.raw.content.read(MAX_ERROR_DOCUMENT)
+        answer.raw.close()
+        model = self.client.meta.service_model.operation_model(operation)
+        parsed = create_parser("rest-xml").parse(
+            {"status_code": answer.status_code, "headers": answer.headers, "body": document},
+            model.output_shape,
+        )
+        raise ClientError(parsed, operation)
+
+    async def _send(
+        self, method: str, key: str, headers: dict[str, str], body: bytes = b""
+    ) -> Any | None:
+        """Sign and send one request; its answer (aiobotocore's), or None if sending failed."""
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        if self.user_agent:
+            headers["User-Agent"] = self.user_agent
+        url = self.prefix + quote(key, safe="/~")
+        request = AWSRequest(method=method, url=url, headers=headers, data=body)
+        request.stream_output = True
+        try:
+            credentials = self.client._request_signer._credentials.get_frozen_credentials()
+            if inspect.isawaitable(credentials):
+                credentials = await credentials
+            S3SigV4Auth(credentials, self.signing_name, self.region).add_auth(request)
+            return await self.client._endpoint.http_session.send(request.prepare())
+        except Exception as exc:  # noqa: BLE001 - the full call will say what is wrong
+            log.debug("signed %s of %s failed (%s): the full call instead", method, key, exc)
+            return None
