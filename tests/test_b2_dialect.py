@@ -123,6 +123,16 @@ def test_sync_into_b2_then_pull_and_verify_from_it_speak_b2s_dialect(world: Worl
     verified = world.verify("-r", "backblaze")
     assert verified.code == 0, verified.stderr + verified.stdout
     _spoke_b2(world)
+    # Uploads and downloads went the lean way (remotes/s3_signed.py): signed as botocore
+    # signs, without its per-call headers, which only the probes and listings carry.
+    lean = [r for r in world.s3.requests if not _has_header(r.headers, "amz-sdk-invocation-id")]
+    assert all(_has_header(r.headers, "authorization") for r in lean)
+    assert len([r for r in lean if r.method == "PUT"]) == len(gone)
+    assert len([r for r in lean if r.method == "GET" and r.status == 200]) == len(objects)
+
+
+def _has_header(headers: dict[str, str], name: str) -> bool:
+    return name in {key.lower() for key in headers}
 
 
 @pytest.mark.parametrize(

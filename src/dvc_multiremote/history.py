@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 # The depth `git fetch --unshallow` asks for: all of it.
 DEEPEN_ALL = 0x7FFFFFFF
+FETCH_TIMEOUT = 60.0  # seconds without an answer from origin's server before a fetch fails
 
 
 class FetchFailed(Exception):
@@ -32,7 +33,7 @@ def toplevel(path: Path) -> Path | None:
     try:
         with Repo.discover(str(path)) as repo:
             return Path(repo.path).resolve()
-    except NotGitRepository:
+    except (NotGitRepository, OSError):
         return None
 
 
@@ -59,7 +60,7 @@ def merge_base(root: Path, base: str, head: str) -> str | None:
     with Repo(str(root)) as repo:
         try:
             found = find_merge_base(repo, [ObjectID(base.encode()), ObjectID(head.encode())])
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, AssertionError):  # dulwich asserts a SHA is a commit
             return None
     return found[0].decode() if found else None
 
@@ -74,8 +75,9 @@ def is_shallow(root: Path) -> bool:
 
 def file_at(root: Path, sha: str, rel: str) -> str | None:
     """The text of the file ``rel`` (POSIX, from the top) in commit ``sha``, if it has one."""
+    from dulwich.errors import WrongObjectException
     from dulwich.object_store import tree_lookup_path
-    from dulwich.objects import Blob, Commit
+    from dulwich.objects import Blob, Commit, SubmoduleEncountered
     from dulwich.repo import Repo
 
     with Repo(str(root)) as repo:
@@ -86,14 +88,16 @@ def file_at(root: Path, sha: str, rel: str) -> str | None:
             _, found = tree_lookup_path(repo.__getitem__, commit.tree, rel.encode())
             blob = repo[found]
             return blob.data.decode("utf-8") if isinstance(blob, Blob) else None
-        except (KeyError, ValueError, NotADirectoryError, UnicodeDecodeError):
+        except (KeyError, ValueError, WrongObjectException, SubmoduleEncountered):
+            return None  # no such commit or file (a path through a file or a submodule)
+        except UnicodeDecodeError:
             return None
 
 
 def fetch(root: Path, shas: Sequence[str], *, unshallow: bool = False) -> None:
     """Fetch commits by SHA from ``origin`` without tags (``unshallow``: with all their
     history, as ``git fetch --unshallow``); raises :class:`FetchFailed`."""
-    from dulwich.client import get_transport_and_path
+    from dulwich.client import default_urllib3_manager, get_transport_and_path
     from dulwich.objects import ObjectID
     from dulwich.repo import Repo
 
@@ -111,12 +115,20 @@ def fetch(root: Path, shas: Sequence[str], *, unshallow: bool = False) -> None:
             return wants
 
         try:
-            client, path = get_transport_and_path(url, config=config, operation="pull", quiet=True)
+            # dulwich's HTTP client waits forever on a silent server unless given a timeout.
+            pool: Any = (
+                default_urllib3_manager(config, base_url=url, timeout=FETCH_TIMEOUT)
+                if url.lower().startswith(("http://", "https://"))
+                else None
+            )
+            client, path = get_transport_and_path(
+                url, config=config, operation="pull", quiet=True, pool_manager=pool
+            )
             client.fetch(
                 path,
                 repo,
                 determine_wants=determine_wants,
                 depth=DEEPEN_ALL if unshallow else None,
             )
-        except Exception as exc:
+        except Exception as exc:  # dulwich's errors share no base class
             raise FetchFailed(str(exc) or type(exc).__name__) from exc

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SIGNED_PUT_MAX = 8 * 2**20  # larger uploads go through s3fs (multipart from 100 MiB)
-PUT_TIMEOUT = 300.0
 
 
 class S3Remote(Remote):
@@ -61,23 +60,32 @@ class S3Remote(Remote):
         (``s3_signed``) when that answers 200/206, else through s3fs and botocore's full
         call, whose errors, redirects and retries are the ones the run classifies."""
         bucket, key = self._bucket_key(self.path_of(obj))
-        if self.signed is not None and "GET" in self.signed_methods:
+        if signed := self._lean("GET", bucket):
             self.status.requests["GET"] += 1
-            if answer := await self.signed.get(key, byte_range):
+            if answer := await signed.get(key, byte_range):
                 return answer
         extra = {"Range": byte_range} if byte_range else {}
         response = await self._call("get_object", "GET", Bucket=bucket, Key=key, **extra)
         return _Answered(response.get("ContentRange"), response["Body"])
 
     def put_small(self, obj: ObjectRef, source: Path, size: int) -> bool:
-        if self.signed is None or "PUT" not in self.signed_methods or size > SIGNED_PUT_MAX:
+        bucket, key = self._bucket_key(self.path_of(obj))
+        signed = self._lean("PUT", bucket)
+        if signed is None or size > SIGNED_PUT_MAX:
             return False
-        signed = self.signed
-        key = self._bucket_key(self.path_of(obj))[1]
         body = source.read_bytes()
         content_type, _ = mimetypes.guess_type(str(source))  # as s3fs guesses it
         self.status.requests["PUT"] += 1
-        return self.run_async(lambda: signed.put(key, body, content_type), PUT_TIMEOUT)
+        # No deadline of our own: the session's read timeout catches a stalled upload, and a
+        # slow one that keeps moving must not be cut off.
+        return self.run_async(lambda: signed.put(key, body, content_type), None)
+
+    def _lean(self, method: str, bucket: str) -> SignedRequests | None:
+        """The way to sign and send this request ourselves (``s3_signed``), if it has one."""
+        signed = self.signed
+        if signed is None or signed.off or method not in self.signed_methods:
+            return None
+        return signed if bucket == signed.bucket else None
 
     async def get_file(self, obj: ObjectRef, path: Path) -> None:
         answer = await self._get(obj)

@@ -13,8 +13,9 @@ encryption, no grants).
 
 A 2xx answer is used; a 4xx one (a missing key, a refused write, B2's cap) is raised as the
 full call raises it, botocore's ClientError from botocore's parser, so that it is asked once.
-Redirects, server errors and any failure to send go to the client's full call, so redirects
-and retries stay botocore's and s3fs's. Whatever this module cannot vouch for
+Server errors, throttling, timeouts and any failure to send go to the client's full call, so
+retries stay botocore's and s3fs's; a refusal of how we signed sends every later request there
+too. Redirects are followed by aiohttp, as they are in the full call (the same session). Whatever this module cannot vouch for
 (another signature version, S3 Express, an HTTP backend that is not aiohttp, a URL that does
 not end in the key) turns it off for the client.
 """
@@ -26,7 +27,7 @@ import logging
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -34,6 +35,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 EVENT = "before-sign.s3.GetObject"
 MAX_ERROR_DOCUMENT = 64 * 1024
+# Refusals of the way a request was signed or framed, which botocore's own call may not get.
+NOT_OURS_TO_JUDGE = frozenset(
+    {
+        "SignatureDoesNotMatch",
+        "AuthorizationHeaderMalformed",
+        "RequestTimeTooSkewed",
+        "ExpiredToken",
+        "XAmzContentSHA256Mismatch",
+        "BadDigest",
+        "IncompleteBody",
+        "RequestTimeout",
+    }
+)
 _WATCHER_ID = "dvc-multiremote-signed-requests"
 
 
@@ -56,7 +70,7 @@ class Answer:
             self.response.close()
 
 
-@dataclass(frozen=True)
+@dataclass
 class SignedRequests:
     """GETs and PUTs of one bucket's keys, signed and sent as botocore did the watched GET."""
 
@@ -66,6 +80,9 @@ class SignedRequests:
     signing_name: str
     region: str
     user_agent: str | None
+    # Off once a server took our request otherwise than botocore's (a signature it would not
+    # check, say): every request of the run then goes through the full call.
+    off: bool = False
 
     @staticmethod
     def watch(client: Any, bucket: str, key: str) -> Callable[[], SignedRequests | None]:
@@ -144,8 +161,10 @@ class SignedRequests:
         if answer is None:
             return False
         if 200 <= answer.status_code < 300:
-            await answer.raw.read()  # a few bytes: the connection goes back to the pool
-            answer.raw.release()
+            try:
+                await answer.raw.read()  # a few bytes: the connection goes back to the pool
+            finally:
+                answer.raw.release()
             return True
         await self._refuse(answer, "PutObject")
         return False
@@ -153,20 +172,39 @@ class SignedRequests:
     async def _refuse(self, answer: Any, operation: str) -> None:
         """Raise a 4xx answer as the full call would (botocore's parser, its ClientError):
         asking again would only be refused again (a missing key, a key that may not write,
-        B2's cap). Redirects and server errors return, for the full call's own handling."""
+        B2's cap). Return for the full call to ask again where it may fare otherwise: a
+        server error, a redirect aiohttp did not follow, a request timed out or throttled
+        (botocore retries those), and a refusal of how we signed (then for the whole run)."""
         from botocore.exceptions import ClientError
         from botocore.parsers import create_parser
 
-        if not HTTPStatus.BAD_REQUEST <= answer.status_code < HTTPStatus.INTERNAL_SERVER_ERROR:
+        status = answer.status_code
+        try:
+            if not HTTPStatus.BAD_REQUEST <= status < HTTPStatus.INTERNAL_SERVER_ERROR:
+                return
+            if status in (HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_MANY_REQUESTS):
+                return
+            document = b""
+            while len(document) < MAX_ERROR_DOCUMENT and (
+                chunk := await answer.raw.content.read(MAX_ERROR_DOCUMENT - len(document))
+            ):
+                document += chunk
+        finally:
             answer.raw.close()
-            return
-        document = await answer.raw.content.read(MAX_ERROR_DOCUMENT)
-        answer.raw.close()
         model = self.client.meta.service_model.operation_model(operation)
         parsed = create_parser("rest-xml").parse(
-            {"status_code": answer.status_code, "headers": answer.headers, "body": document},
+            {"status_code": status, "headers": answer.headers, "body": document},
             model.output_shape,
         )
+        code = parsed.get("Error", {}).get("Code")
+        if code in NOT_OURS_TO_JUDGE:
+            log.info(
+                "%s answered %s to a request signed the lean way: botocore's full call from now on",
+                urlsplit(self.prefix).netloc,
+                code,
+            )
+            self.off = True
+            return
         raise ClientError(parsed, operation)
 
     async def _send(
@@ -176,6 +214,8 @@ class SignedRequests:
         from botocore.auth import S3SigV4Auth
         from botocore.awsrequest import AWSRequest
 
+        if self.off:
+            return None
         if self.user_agent:
             headers["User-Agent"] = self.user_agent
         url = self.prefix + quote(key, safe="/~")
