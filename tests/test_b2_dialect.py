@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from dvc_multiremote.remotes.classify import classify_status
 from projects import DVC_ON_B2_ENV, PREFIX, Project, World, cli_env, dvc_env
+from servers.faults import SDK_CALL_HEADER, Fault
 from servers.moto_s3 import B2_ERROR_BODY, MotoS3, s3_client
 
 B2_MIN_PART = 5_000_000
@@ -129,6 +130,33 @@ def test_sync_into_b2_then_pull_and_verify_from_it_speak_b2s_dialect(world: Worl
     assert all(_has_header(r.headers, "authorization") for r in lean)
     assert len([r for r in lean if r.method == "PUT"]) == len(gone)
     assert len([r for r in lean if r.method == "GET" and r.status == 200]) == len(objects)
+
+
+def test_a_store_that_refuses_our_own_signed_requests_gets_botocores_calls(world: World) -> None:
+    """Should a store read the requests we sign ourselves otherwise than botocore's, the pull
+    and the push still complete: the lean path is dropped at its first refusal."""
+    objects = world.project.objects("data/images.dvc", "data/model.bin.dvc")
+    world.s3.set_fault(Fault("signature_mismatch"))
+    world.s3.clear_log()
+    clone = world.clone()
+    pulled = world.run_in(clone, "pull", "-r", "backblaze", "-j", "4")
+    assert pulled.code == 0, pulled.stderr + pulled.stdout
+    backblaze = pulled.remote("backblaze")
+    assert (backblaze["state"], backblaze["objects_served"]) == ("ok", len(objects))
+    # Our own requests: only those in flight when the first refusal came back, all refused.
+    lean = [r for r in world.s3.requests if not _has_header(r.headers, SDK_CALL_HEADER)]
+    assert 1 <= len(lean) <= 4
+    assert all(r.fault == "signature_mismatch" for r in lean)
+
+    new = _add_data(world.project, "fresh", 12, seed=91)
+    world.s3.clear_log()
+    pushed = world.run("push", "-r", "backblaze", "-j", "4")
+    assert pushed.code == 0, pushed.stderr + pushed.stdout
+    assert pushed.remote("backblaze")["objects_pushed"] == len(new)
+    lean = [r for r in world.s3.requests if not _has_header(r.headers, SDK_CALL_HEADER)]
+    assert 1 <= len(lean) <= 4
+    assert all(r.fault == "signature_mismatch" for r in lean)
+    assert _s3_has(world, new)
 
 
 def _has_header(headers: dict[str, str], name: str) -> bool:

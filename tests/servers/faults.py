@@ -23,7 +23,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from .common import HOST, BodyError, LoopbackServer, QuietHandler, RequestLog, iter_body
 
-FaultName = Literal["b2_cap", "unauthorized", "slowdown", "delay", "hang", "trickle", "throttle"]
+FaultName = Literal[
+    "b2_cap",
+    "unauthorized",
+    "slowdown",
+    "delay",
+    "hang",
+    "trickle",
+    "throttle",
+    "signature_mismatch",
+]
 FAULT_NAMES: tuple[str, ...] = (
     "b2_cap",
     "unauthorized",
@@ -32,7 +41,11 @@ FAULT_NAMES: tuple[str, ...] = (
     "hang",
     "trickle",
     "throttle",
+    "signature_mismatch",
 )
+# The header botocore's own calls carry and requests we sign ourselves (remotes/s3_signed.py) do
+# not: what ``signature_mismatch`` tells them apart by.
+SDK_CALL_HEADER = "amz-sdk-invocation-id"
 TRICKLE_CHUNK = 16 * 1024
 PACE_CHUNK = 64 * 1024  # a throttled connection sends (or reads) this much at a time
 MAX_WAIT = 60.0  # upper bound of a delay or a hang, in seconds
@@ -51,6 +64,11 @@ UNAUTHORIZED_BODY = (
 SLOWDOWN_BODY = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
     b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+)
+SIGNATURE_MISMATCH_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    b"<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated "
+    b"does not match the signature you provided.</Message></Error>"
 )
 
 # Headers that describe one connection, or that the proxy sets itself: never copied across.
@@ -108,6 +126,9 @@ class Fault:
     - ``throttle``: every connection moves at most ``bytes_per_second`` of bodies, each way (a
       token bucket per connection, as one TCP stream from a distant server): a client that
       opens several connections gets several times the bandwidth.
+    - ``signature_mismatch``: 403 SignatureDoesNotMatch to requests that lack botocore's
+      per-call headers (``SDK_CALL_HEADER``): a store that reads the requests we sign ourselves
+      otherwise than botocore's own.
     - ``hang``: (after ``after`` successful GETs of objects, if set) never answer; the connection is closed after ``seconds`` (default
       :data:`MAX_WAIT`) or when the proxy stops.
     """
@@ -138,9 +159,11 @@ class Fault:
         if (self.name == "throttle") != (self.bytes_per_second > 0):
             raise ValueError("throttle needs bytes_per_second > 0, and only throttle takes it")
 
-    def applies_to(self, kind: str, method: str) -> bool:
+    def applies_to(self, kind: str, method: str, sdk_call: bool = True) -> bool:
         if self.only is not None and kind not in self.only and method not in self.only:
             return False
+        if self.name == "signature_mismatch":
+            return not sdk_call
         return self.name != "b2_cap" or kind in ("GET", "HEAD")
 
 
@@ -205,7 +228,8 @@ class _Handler(QuietHandler):
         self.arrived = time.monotonic()
         self.in_flight = proxy.enter()
         try:
-            self.plan = proxy.plan(self.kind, self.command)
+            sdk_call = SDK_CALL_HEADER in {name.lower() for name in self.headers}
+            self.plan = proxy.plan(self.kind, self.command, sdk_call)
             body = b"".join(self._pace(piece) for piece in iter_body(self.rfile, self.headers))
             self.bytes_in = len(body)
             if self.plan.delay:
@@ -248,6 +272,8 @@ class _Handler(QuietHandler):
             self.close_connection = True
         elif fault.name == "b2_cap":
             self.send_body(403, B2_CAP_BODY, {"Content-Type": "application/xml"})
+        elif fault.name == "signature_mismatch":
+            self.send_body(403, SIGNATURE_MISMATCH_BODY, {"Content-Type": "application/xml"})
         elif fault.name == "unauthorized":
             headers = {"Content-Type": "application/xml", "WWW-Authenticate": 'Basic realm="S3"'}
             self.send_body(401, UNAUTHORIZED_BODY, headers)
@@ -395,13 +421,14 @@ class FaultProxy(LoopbackServer):
         with self._lock:
             self._faults = []
 
-    def plan(self, kind: str, method: str) -> _Plan:
-        """Decide how to treat one request, updating the faults' counters."""
+    def plan(self, kind: str, method: str, sdk_call: bool = True) -> _Plan:
+        """Decide how to treat one request (``sdk_call``: it carries botocore's per-call
+        headers), updating the faults' counters."""
         plan = _Plan()
         with self._lock:
             for active in self._faults:
                 fault = active.fault
-                if not fault.applies_to(kind, method):
+                if not fault.applies_to(kind, method, sdk_call):
                     continue
                 if fault.name == "delay":
                     plan.delay += fault.seconds
