@@ -57,8 +57,6 @@ RATIO_TARGET = 0.15
 RATIO_AT = 10_000
 RATIO_LATENCY_MS = 20  # the target is judged with round trips, as over a network
 FLOOR_TARGET = 1.5  # ours within this many times the round-trip floor (see ``floor``)
-CHECK_JOBS = 64  # our checks in flight per remote (the CLI's default)
-LIST_RANGES = 3  # S3 key ranges we list at once (remotes/s3.py)
 MANIFEST_GETS = 1  # ours may read each .dir manifest from a remote; there is one directory
 
 
@@ -267,11 +265,14 @@ def floor(result: dict[str, Any]) -> float:
     """The least time our checks can take at the run's delay: the HTTP remote's HEADs,
     ``CHECK_JOBS`` at a time, and the S3 listing's pages, ``LIST_RANGES`` at a time, one
     round trip each (the two remotes are checked at once)."""
+    from dvc_multiremote.remotes.s3 import S3Remote
+    from dvc_multiremote.settings import CHECK_JOBS
+
     delay = result.get("latency_ms", 0) / 1000
     requests = result["ours"]["requests"]
     heads = requests["http"]["HEAD"]
     lists = requests["s3"]["LIST"]
-    return max(math.ceil(heads / CHECK_JOBS), math.ceil(lists / LIST_RANGES)) * delay
+    return max(math.ceil(heads / CHECK_JOBS), math.ceil(lists / S3Remote.LIST_RANGES)) * delay
 
 
 def _counts(requests: dict[str, dict[str, int]]) -> str:

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import parse_qs, urlsplit
 
 from .common import HOST, BodyError, LoopbackServer, QuietHandler, RequestLog, iter_body
@@ -33,16 +33,7 @@ FaultName = Literal[
     "throttle",
     "signature_mismatch",
 ]
-FAULT_NAMES: tuple[str, ...] = (
-    "b2_cap",
-    "unauthorized",
-    "slowdown",
-    "delay",
-    "hang",
-    "trickle",
-    "throttle",
-    "signature_mismatch",
-)
+FAULT_NAMES: tuple[str, ...] = get_args(FaultName)
 # The header botocore's own calls carry and requests we sign ourselves (remotes/s3_signed.py) do
 # not: what ``signature_mismatch`` tells them apart by.
 SDK_CALL_HEADER = "amz-sdk-invocation-id"

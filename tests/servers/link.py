@@ -373,23 +373,24 @@ class _Link:
             self.close()
 
     def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.up.cancel()
-        self.down.cancel()
-        for transport in (self.client, self.server):
-            if transport is not None:
-                transport.close()
-        self.relay.links.discard(self)
+        if not self.closed:
+            self._end(abort=False)
 
     def abort(self) -> None:
+        self._end(abort=True)
+
+    def _end(self, *, abort: bool) -> None:
+        """Stop both directions and let go of both connections (``abort``: at once, unsent
+        data dropped)."""
         self.closed = True
         self.up.cancel()
         self.down.cancel()
         for transport in (self.client, self.server):
             if transport is not None:
-                transport.abort()
+                if abort:
+                    transport.abort()
+                else:
+                    transport.close()
         self.relay.links.discard(self)
 
 
