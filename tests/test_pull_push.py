@@ -185,6 +185,34 @@ def test_after_push_the_real_dvc_cli_pulls_from_each_remote(world: World) -> Non
         assert (clone.root / "data" / "fresh.csv").stat().st_size == 70_000
 
 
+def test_push_sends_each_small_file_whole_and_a_large_one_through_dvc(world: World) -> None:
+    """Small files go up as one request each, with their length (a server that takes no
+    chunked body takes them); one over 8 MiB goes through DVC's own upload, and both remotes
+    end up with every byte."""
+    project = world.project
+    project.write_dir("data/fresh", 6, seed=41)
+    project.write_file("data/large.bin", 9 * 2**20, seed=42)
+    project.dvc_add("data/fresh", "data/large.bin")
+    project.commit("Fresh data and a large file")
+    world.dagshub.clear_log()
+    world.s3.clear_log()
+    run = world.run("push")
+    assert run.code == 0, run.stderr + run.stdout
+    new = set(project.objects("data/fresh.dvc")) | set(project.objects("data/large.bin.dvc"))
+    uploads = [r for r in world.dagshub.requests if r.method in ("POST", "PUT")]
+    assert len(uploads) == len(new)
+    whole = [r for r in uploads if r.bytes_in < 9 * 2**20]
+    assert len(whole) == len(new) - 1
+    for record in whole:
+        headers = {name.lower(): value for name, value in record.headers.items()}
+        assert headers.get("content-length") == str(record.bytes_in)
+        assert "transfer-encoding" not in headers
+    assert max(r.bytes_in for r in uploads) == 9 * 2**20
+    assert new <= set(world.dagshub.object_paths())
+    assert {f"{PREFIX}/{rel}" for rel in new} <= set(world.s3_keys())
+    assert world.verify().code == 0
+
+
 def test_push_lists_what_the_cache_lacks(world: World) -> None:
     clone = world.clone()
     run = world.run_in(clone, "push")

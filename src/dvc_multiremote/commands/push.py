@@ -13,7 +13,8 @@ from dvc_multiremote.inventory import Inventory, ObjectRef, expand, outputs_at
 from dvc_multiremote.progress import Progress
 from dvc_multiremote.project import Project, open_project
 from dvc_multiremote.remotes import Remote, RemoteFailed
-from dvc_multiremote.remotes.transfer import Counter, ObjectFailed, run_parallel, upload
+from dvc_multiremote.remotes.concurrency import Feed
+from dvc_multiremote.remotes.transfer import Counter, ObjectFailed, upload, upload_async
 from dvc_multiremote.report import MissingObject, OutputReport, PushReport, RemoteReport
 from dvc_multiremote.scope import load_from_cache, local_cache_path, owes
 
@@ -94,28 +95,7 @@ def _push_remote(
     if not remote.ensure_probed():
         return
     present: set[ObjectRef] = set()
-    pool = ThreadPoolExecutor(max_workers=max(1, settings.transfer_jobs))
-    uploads: list[Future[None]] = []
-
-    def one(obj: ObjectRef) -> None:
-        if not remote.status.usable:
-            # Known absent and now not pushed: listed with the ones that failed.
-            with outcome.lock:
-                outcome.failed.add(obj)
-            return
-        try:
-            size = upload(remote, obj, sources[obj])
-        except (RemoteFailed, ObjectFailed) as exc:
-            log.debug("push of %s to %s failed: %s", obj.md5, remote.spec.name, exc)
-            with outcome.lock:
-                outcome.failed.add(obj)
-                if isinstance(exc, ObjectFailed):
-                    outcome.reasons[exc.reason] += 1
-            return
-        outcome.pushed.add(size)
-        progress.advance(size)
-        with outcome.lock:
-            present.add(obj)
+    uploads = _Uploads(remote, sources, outcome, settings.transfer_jobs, progress, present)
 
     def heard(obj: ObjectRef, there: bool) -> None:
         # On the check's own thread: decide and hand over, never wait.
@@ -124,17 +104,16 @@ def _push_remote(
                 present.add(obj)
         elif obj in sources and not obj.is_dir:
             progress.grow(1, sources[obj].stat().st_size)
-            uploads.append(pool.submit(one, obj))
+            uploads.put(obj)
 
     try:
         remote.check(sources, settings.check_jobs, heard)
-        for future in uploads:
-            future.result()
     except BaseException:
         # Interrupted (SIGTERM, Ctrl-C) or failed: start nothing new, let running uploads end.
-        pool.shutdown(wait=True, cancel_futures=True)
+        uploads.stop()
         raise
-    pool.shutdown(wait=True)
+    finally:
+        uploads.close()
     if remote.status.present is None:
         return  # the check itself failed: the remote's state says why
     # A manifest goes up only once every file it lists is there: DVC trusts a manifest.
@@ -147,9 +126,105 @@ def _push_remote(
             manifests.append(out.obj)
         else:
             outcome.failed.add(out.obj)
-    for obj in dict.fromkeys(manifests):
+    manifests = list(dict.fromkeys(manifests))
+    for obj in manifests:
         progress.grow(1, sources[obj].stat().st_size)
-    run_parallel(dict.fromkeys(manifests), one, settings.transfer_jobs)
+    uploads = _Uploads(remote, sources, outcome, settings.transfer_jobs, progress, present)
+    try:
+        for obj in manifests:
+            uploads.put(obj)
+    except BaseException:
+        uploads.stop()
+        raise
+    finally:
+        uploads.close()
+
+
+class _Uploads:
+    """One remote's uploads, ``jobs`` at once, handed over from any thread: coroutines on the
+    filesystem's event loop when it is asynchronous (S3, HTTP: a small file costs no thread),
+    else on ``jobs`` threads. Each outcome is recorded in ``outcome`` and ``present``."""
+
+    def __init__(
+        self,
+        remote: Remote,
+        sources: dict[ObjectRef, Path],
+        outcome: PushOutcome,
+        jobs: int,
+        progress: Progress,
+        present: set[ObjectRef],
+    ) -> None:
+        self.remote = remote
+        self.sources = sources
+        self.outcome = outcome
+        self.progress = progress
+        self.present = present
+        # Threads: every upload (a synchronous filesystem), or the large ones (DVC's).
+        self.threads = ThreadPoolExecutor(max_workers=max(1, jobs))
+        self.feed: Feed[ObjectRef] | None = None
+        self.futures: list[Future[None]] = []
+        if getattr(remote.fs.fs, "async_impl", False):
+            self.feed = Feed(remote.fs.fs.loop, self._one_async, jobs)
+
+    def put(self, obj: ObjectRef) -> None:
+        if self.feed is not None:
+            self.feed.put(obj)
+        else:
+            self.futures.append(self.threads.submit(self._one, obj))
+
+    def stop(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()  # its coroutines may still hand a large file to a thread
+        else:
+            self.threads.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Wait for every upload started."""
+        try:
+            if self.feed is not None:
+                self.feed.close()
+            for future in self.futures:
+                if not future.cancelled():
+                    future.result()
+        finally:
+            self.threads.shutdown(wait=True)
+
+    async def _one_async(self, obj: ObjectRef) -> None:
+        if not self.remote.status.usable:
+            self._failed(obj)
+            return
+        try:
+            size = await upload_async(self.remote, obj, self.sources[obj], self.threads)
+        except (RemoteFailed, ObjectFailed) as exc:
+            self._failed(obj, exc)
+            return
+        self._pushed(obj, size)
+
+    def _one(self, obj: ObjectRef) -> None:
+        if not self.remote.status.usable:
+            self._failed(obj)
+            return
+        try:
+            size = upload(self.remote, obj, self.sources[obj])
+        except (RemoteFailed, ObjectFailed) as exc:
+            self._failed(obj, exc)
+            return
+        self._pushed(obj, size)
+
+    def _failed(self, obj: ObjectRef, exc: Exception | None = None) -> None:
+        # With no exception: known absent and now not pushed (the remote failed meanwhile).
+        if exc is not None:
+            log.debug("push of %s to %s failed: %s", obj.md5, self.remote.spec.name, exc)
+        with self.outcome.lock:
+            self.outcome.failed.add(obj)
+            if isinstance(exc, ObjectFailed):
+                self.outcome.reasons[exc.reason] += 1
+
+    def _pushed(self, obj: ObjectRef, size: int) -> None:
+        self.outcome.pushed.add(size)
+        self.progress.advance(size)
+        with self.outcome.lock:
+            self.present.add(obj)
 
 
 def _report(

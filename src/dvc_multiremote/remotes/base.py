@@ -36,6 +36,8 @@ MAX_ATTEMPTS = 3  # per object transfer: the pull/push contract
 HEAD_ATTEMPTS = 5  # a HEAD is cheap; a flaky server should not hide a whole remote
 MAX_RETRY_AFTER = 10.0
 PROBE_OID = "00" + "0" * 30
+SMALL_PUT_MAX = 8 * 2**20  # ``put_small``'s largest file: one request, its body in memory
+READ_INLINE_BYTES = 256 * 1024  # larger bodies are read off the event loop
 
 
 class RemoteFailed(Exception):
@@ -123,9 +125,12 @@ class Remote:
         self.status.requests["GET"] += 1
         await self.fs.fs._get_file(self.path_of(obj), str(path))
 
-    def put_small(self, obj: ObjectRef, source: Path, size: int) -> bool:
-        """Upload a small file the backend's own faster way (from a worker thread): False
-        when it has none, or that did not work, and DVC's object database uploads it."""
+    puts_small = False  # ``put_small`` can upload (on the filesystem's event loop)
+
+    async def put_small(self, obj: ObjectRef, source: Path, size: int) -> bool:
+        """Upload a file of ``size`` bytes as one request of the backend's own, on the
+        filesystem's event loop: False when the backend has none for it (too large, or that
+        way is off), and DVC's object database uploads it."""
         return False
 
     def probe(self) -> None:
@@ -225,6 +230,13 @@ class Remote:
 
         result: T = sync(self.fs.fs.loop, bounded)
         return result
+
+
+async def read_body(source: Path, size: int) -> bytes:
+    """A small upload's body: read in place, or on a worker thread when it is not tiny."""
+    if size <= READ_INLINE_BYTES:
+        return source.read_bytes()
+    return await asyncio.to_thread(source.read_bytes)
 
 
 def retry_after_seconds(value: str | None) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -88,3 +88,43 @@ async def bounded_gather(
     finally:
         for task in tasks:
             task.cancel()
+
+
+class Feed(Generic[T]):
+    """Work handed over from any thread, done by ``jobs`` coroutines on ``loop`` (another
+    thread's): one hop per item, no thread waiting on it. ``stop`` starts nothing new;
+    ``close`` waits for what was started and raises the first error of ``work``."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, work: Callable[[T], Awaitable[None]], jobs: int
+    ) -> None:
+        self.loop = loop
+        self.work = work
+        self.jobs = max(1, jobs)
+        self.stopping = False
+        self._queue: asyncio.Queue[T | None] = asyncio.Queue()
+        self._done = asyncio.run_coroutine_threadsafe(self._run(), loop)
+
+    def put(self, item: T) -> None:
+        self.loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def close(self) -> None:
+        for _ in range(self.jobs):
+            self.loop.call_soon_threadsafe(self._queue.put_nowait, None)
+        self._done.result()
+
+    async def _run(self) -> None:
+        async def worker() -> None:
+            while (item := await self._queue.get()) is not None:
+                if not self.stopping:
+                    await self.work(item)
+
+        tasks = [asyncio.ensure_future(worker()) for _ in range(self.jobs)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()

@@ -15,9 +15,11 @@ from dvc_multiremote.remotes.base import (
     PROBE_OID,
     PROBE_TIMEOUT,
     REQUEST_TIMEOUT,
+    SMALL_PUT_MAX,
     Remote,
     RemoteFailed,
     backoff,
+    read_body,
     retry_after_seconds,
 )
 from dvc_multiremote.remotes.classify import Failure, classify_exception, classify_status
@@ -26,6 +28,7 @@ from dvc_multiremote.remotes.ranged import READ_CHUNK, check_range
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable
+    from pathlib import Path
 
     from dvc.repo import Repo
 
@@ -101,6 +104,24 @@ class HttpRemote(Remote):
             " (sent as POST; a server that takes uploads with PUT needs "
             f"`dvc remote modify {shlex.quote(self.spec.name)} method PUT`)"
         )
+
+    puts_small = True
+
+    async def put_small(self, obj: ObjectRef, source: Path, size: int) -> bool:
+        # DVC's own request (its session, options, method; never retried, as DVC's writes are
+        # not), with the body whole and its length said, not streamed in chunks.
+        fs = self.fs.fs
+        method = str(fs.upload_method).lower()
+        if size > SMALL_PUT_MAX or method not in ("post", "put"):
+            return False  # DVC's own upload says what is wrong with the method
+        body = await read_body(source, size)
+        session = await fs.set_session()
+        url = self.path_of(obj)
+        self.status.requests["PUT"] += 1
+        send = session.put if method == "put" else session.post
+        async with send(fs.encode_url(url), data=body, **fs.kwargs) as resp:
+            fs._raise_not_found_for_status(resp, url)
+        return True
 
     async def read_range(
         self, obj: ObjectRef, start: int, end: int, size: int

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dvc_multiremote.inventory import ObjectRef
-from dvc_multiremote.remotes.base import PROBE_OID, PROBE_TIMEOUT, Remote
+from dvc_multiremote.remotes.base import (
+    PROBE_OID,
+    PROBE_TIMEOUT,
+    SMALL_PUT_MAX,
+    Remote,
+    read_body,
+)
 from dvc_multiremote.remotes.classify import Failure, classify_exception
 from dvc_multiremote.remotes.ranged import READ_CHUNK, check_range
 from dvc_multiremote.remotes.s3_signed import SignedRequests
@@ -27,7 +33,6 @@ if TYPE_CHECKING:
     from dvc_multiremote.remotes.spec import RemoteSpec
 
 log = logging.getLogger(__name__)
-SIGNED_PUT_MAX = 8 * 2**20  # larger uploads go through s3fs (multipart from 100 MiB)
 
 
 class S3Remote(Remote):
@@ -68,17 +73,19 @@ class S3Remote(Remote):
         response = await self._call("get_object", "GET", Bucket=bucket, Key=key, **extra)
         return _Answered(response.get("ContentRange"), response["Body"])
 
-    def put_small(self, obj: ObjectRef, source: Path, size: int) -> bool:
+    puts_small = True
+
+    async def put_small(self, obj: ObjectRef, source: Path, size: int) -> bool:
+        # Larger files go through s3fs (multipart from 100 MiB). No deadline of our own: the
+        # session's read timeout catches a stalled upload; a slow one that moves runs on.
         bucket, key = self._bucket_key(self.path_of(obj))
         signed = self._lean("PUT", bucket)
-        if signed is None or size > SIGNED_PUT_MAX:
+        if signed is None or size > SMALL_PUT_MAX:
             return False
-        body = source.read_bytes()
+        body = await read_body(source, size)
         content_type, _ = mimetypes.guess_type(str(source))  # as s3fs guesses it
         self.status.requests["PUT"] += 1
-        # No deadline of our own: the session's read timeout catches a stalled upload, and a
-        # slow one that keeps moving must not be cut off.
-        return self.run_async(lambda: signed.put(key, body, content_type), None)
+        return await signed.put(key, body, content_type)
 
     def _lean(self, method: str, bucket: str) -> SignedRequests | None:
         """The way to sign and send this request ourselves (``s3_signed``), if it has one."""

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -93,7 +93,9 @@ def attempt(remote: Remote, action: Callable[[], T], what: str, *, writing: bool
     raise AssertionError("unreachable: _judge raises on the last attempt")
 
 
-async def attempt_async(remote: Remote, action: Callable[[], Awaitable[T]], what: str) -> T:
+async def attempt_async(
+    remote: Remote, action: Callable[[], Awaitable[T]], what: str, *, writing: bool = False
+) -> T:
     """``attempt`` for a coroutine, on the remote's event loop."""
     for number in range(1, MAX_ATTEMPTS + 1):
         if not remote.status.usable:
@@ -105,7 +107,7 @@ async def attempt_async(remote: Remote, action: Callable[[], Awaitable[T]], what
         except (ObjectCorrupt, ObjectMissing):
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is classified
-            await asyncio.sleep(_judge(remote, exc, what, number))
+            await asyncio.sleep(_judge(remote, exc, what, number, writing=writing))
     raise AssertionError("unreachable: _judge raises on the last attempt")
 
 
@@ -245,27 +247,63 @@ def _checked(remote: Remote, obj: ObjectRef, path: Path) -> Fetched:
 
 def upload(remote: Remote, obj: ObjectRef, source: Path) -> int:
     """Put one local file on the remote at the object's address (DVC's layout and method)."""
-    from dvc_objects.fs.local import localfs
 
     def put() -> int:
         size = source.stat().st_size
-        if remote.put_small(obj, source, size):
+        if remote.puts_small and remote.run_async(
+            lambda: remote.put_small(obj, source, size), None
+        ):
             return size
-        remote.status.requests["PUT"] += 1
-        # ``batch_size`` is the parts of one S3 multipart upload in flight (DVC passes it to
-        # s3fs as ``max_concurrency``; 50 MiB parts from 100 MiB, each held in memory, so
-        # at most UPLOAD_PARTS: ``--jobs`` large uploads at once hold jobs x 200 MiB).
-        parts = max(1, min(remote.streams.count, UPLOAD_PARTS))
-        remote.odb_for(obj).add(str(source), localfs, obj.md5, check_exists=False, batch_size=parts)
-        return source.stat().st_size
+        return _put_by_odb(remote, obj, source)
 
     try:
-        return attempt(remote, put, f"upload of {obj.md5}", writing=True)
+        return attempt(remote, put, _what(obj), writing=True)
     except ObjectMissing as exc:
-        # "Not found" while writing is no absent object: a failed upload, reported as such.
-        reason = "the remote answered 404 Not Found to the upload"
-        reason += remote.upload_hint(Failure("missing", "HTTP 404", answer="HTTP 404"))
-        raise ObjectFailed(f"upload of {obj.md5}: {reason}", reason) from exc
+        raise _not_found_on_upload(remote, obj) from exc
+
+
+async def upload_async(
+    remote: Remote, obj: ObjectRef, source: Path, threads: Executor | None = None
+) -> int:
+    """``upload`` as a coroutine on the remote's event loop (an async filesystem only): a
+    small file goes up in one request with no thread, a large one through DVC's object
+    database on one of ``threads``."""
+    loop = asyncio.get_running_loop()
+
+    async def put() -> int:
+        size = source.stat().st_size
+        if remote.puts_small and await remote.put_small(obj, source, size):
+            return size
+        return await loop.run_in_executor(threads, _put_by_odb, remote, obj, source)
+
+    try:
+        return await attempt_async(remote, put, _what(obj), writing=True)
+    except ObjectMissing as exc:
+        raise _not_found_on_upload(remote, obj) from exc
+
+
+def _what(obj: ObjectRef) -> str:
+    return f"upload of {obj.md5}"
+
+
+def _put_by_odb(remote: Remote, obj: ObjectRef, source: Path) -> int:
+    """DVC's object database's upload of one file (from a worker thread)."""
+    from dvc_objects.fs.local import localfs
+
+    remote.status.requests["PUT"] += 1
+    # ``batch_size`` is the parts of one S3 multipart upload in flight (DVC passes it to
+    # s3fs as ``max_concurrency``; 50 MiB parts from 100 MiB, each held in memory, so
+    # at most UPLOAD_PARTS: ``--jobs`` large uploads at once hold jobs x 200 MiB).
+    parts = max(1, min(remote.streams.count, UPLOAD_PARTS))
+    remote.odb_for(obj).add(str(source), localfs, obj.md5, check_exists=False, batch_size=parts)
+    return source.stat().st_size
+
+
+def _not_found_on_upload(remote: Remote, obj: ObjectRef) -> ObjectFailed:
+    """A 404 to a write is no absent object: a failed upload, reported as such."""
+    reason = "the remote answered 404 Not Found to the upload"
+    reason += remote.upload_hint(Failure("missing", "HTTP 404", answer="HTTP 404"))
+    return ObjectFailed(f"upload of {obj.md5}: {reason}", reason)
 
 
 def run_parallel(items: Iterable[T], work: Callable[[T], None], jobs: int) -> None:
