@@ -31,7 +31,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +59,7 @@ from common import (
     set_endpoint,
     summarise,
     target,
+    work_folder,
 )
 
 from servers import dead_port_url
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_before = os.getloadavg()[0]
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-pull-") as tmp:
+    with work_folder("bench-pull-") as tmp:
         loopback_env(Path(tmp) / "home")
         for files in args.sizes:
             results += bench(

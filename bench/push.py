@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +44,7 @@ from common import (
     servers_of,
     summarise,
     target,
+    work_folder,
 )
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp:
+    with work_folder("bench-push-") as tmp:
         loopback_env(Path(tmp) / "home")
         results = [
             result

@@ -28,7 +28,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +56,7 @@ from common import (
     servers_of,
     summarise,
     target,
+    work_folder,
 )
 
 if TYPE_CHECKING:
@@ -320,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     load_before = os.getloadavg()[0]
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+    with work_folder("bench-sync-") as tmp:
         loopback_env(Path(tmp) / "home")
         for files, big in args.variants:
             results += bench(

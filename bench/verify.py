@@ -26,7 +26,6 @@ import os
 import platform
 import random
 import sys
-import tempfile
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,6 +46,7 @@ from common import (
     servers_of,
     target,
     timed,
+    work_folder,
 )
 
 if TYPE_CHECKING:
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
+    with work_folder("bench-verify-") as tmp:
         loopback_env(Path(tmp) / "home")
         results = [
             result
