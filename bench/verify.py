@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import random
 import sys
 from contextlib import ExitStack
@@ -47,6 +46,7 @@ from common import (
     target,
     timed,
     work_folder,
+    write_document,
 )
 
 if TYPE_CHECKING:
@@ -333,8 +333,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import dvc
-
     args = parse_args(argv)
     load_before = os.getloadavg()
     with work_folder("bench-verify-") as tmp:
@@ -350,17 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.servers,
             )
         ]
-    document = {
-        "benchmark": "verify",
-        "python": platform.python_version(),
-        "dvc": dvc.__version__,
-        "cpus": os.cpu_count(),
-        "loadavg_before_after": [load_before[0], os.getloadavg()[0]],  # others' work skews times
-        "servers": SERVERS_TEXT[args.servers],
-        "results": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    write_document("verify", results, args.out, load_before[0], servers=SERVERS_TEXT[args.servers])
     print(render(results))
     print(f"\nWrote {args.out}")
     return 1 if any(r["problems"] for r in results) else 0
