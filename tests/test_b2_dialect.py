@@ -124,12 +124,15 @@ def test_sync_into_b2_then_pull_and_verify_from_it_speak_b2s_dialect(world: Worl
     verified = world.verify("-r", "backblaze")
     assert verified.code == 0, verified.stderr + verified.stdout
     _spoke_b2(world)
-    # Uploads and downloads went the lean way (remotes/s3_signed.py): signed as botocore
-    # signs, without its per-call headers, which only the probes and listings carry.
+    # Uploads, downloads and listings went the lean way (remotes/s3_signed.py): signed as
+    # botocore signs, without its per-call headers, which only the probes carry.
     lean = [r for r in world.s3.requests if not _has_header(r.headers, "amz-sdk-invocation-id")]
     assert all(_has_header(r.headers, "authorization") for r in lean)
     assert len([r for r in lean if r.method == "PUT"]) == len(gone)
-    assert len([r for r in lean if r.method == "GET" and r.status == 200]) == len(objects)
+    assert len([r for r in lean if r.kind == "GET" and r.status == 200]) == len(objects)
+    listings = [r for r in world.s3.requests if r.kind == "LIST"]
+    assert listings
+    assert all(r in lean and r.status == 200 for r in listings)
 
 
 def test_a_store_that_refuses_our_own_signed_requests_gets_botocores_calls(world: World) -> None:

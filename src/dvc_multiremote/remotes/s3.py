@@ -19,7 +19,7 @@ from dvc_multiremote.remotes.base import (
 )
 from dvc_multiremote.remotes.classify import Failure, classify_exception
 from dvc_multiremote.remotes.ranged import READ_CHUNK, check_range
-from dvc_multiremote.remotes.s3_signed import SignedRequests
+from dvc_multiremote.remotes.s3_signed import Page, SignedRequests
 from dvc_multiremote.remotes.timestamps import use_fast_timestamps
 
 if TYPE_CHECKING:
@@ -72,6 +72,26 @@ class S3Remote(Remote):
         extra = {"Range": byte_range} if byte_range else {}
         response = await self._call("get_object", "GET", Bucket=bucket, Key=key, **extra)
         return _Answered(response.get("ContentRange"), response["Body"])
+
+    async def _list_page(
+        self, bucket: str, prefix: str, start_after: str | None, token: str | None
+    ) -> Page:
+        """One page of the keys under ``prefix``: signed and sent lean, else botocore's call."""
+        if signed := self._lean("LIST", bucket):
+            self.status.requests["LIST"] += 1
+            if page := await signed.list(prefix, start_after, token):
+                return page
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if token:
+            kwargs["ContinuationToken"] = token
+        elif start_after:
+            kwargs["StartAfter"] = start_after
+        answer = await self._call("list_objects_v2", "LIST", **kwargs)
+        return Page(
+            [(item["Key"], int(item.get("Size", 0))) for item in answer.get("Contents", [])],
+            bool(answer.get("IsTruncated")),
+            answer.get("NextContinuationToken"),
+        )
 
     puts_small = True
 
@@ -142,7 +162,12 @@ class S3Remote(Remote):
         if getattr(fs, "version_aware", False):
             return frozenset()
         plain = set()
-        for method, call in (("GET", client.get_object), ("PUT", client.put_object)):
+        calls = (
+            ("GET", client.get_object),
+            ("PUT", client.put_object),
+            ("LIST", client.list_objects_v2),
+        )
+        for method, call in calls:
             try:
                 kwargs = fs._get_s3_method_kwargs(call, Bucket=bucket, Key="k")
             except Exception as exc:  # noqa: BLE001 - another s3fs: take the full call
@@ -215,25 +240,18 @@ class S3Remote(Remote):
         async def list_range(low: str | None, high: str | None) -> None:
             token: str | None = None
             while True:
-                kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-                if token:
-                    kwargs["ContinuationToken"] = token
-                elif low:
-                    kwargs["StartAfter"] = prefix + low
-                page = await self._call("list_objects_v2", "LIST", **kwargs)
-                for item in page.get("Contents", []):
-                    name = item["Key"]
+                page = await self._list_page(bucket, prefix, prefix + low if low else None, token)
+                for name, size in page.keys:
                     if high and name >= prefix + high:
                         return
-                    size = int(item.get("Size", 0))
                     stored[0] += size
                     obj = self._object_of(bucket + "/" + name)
                     known = wanted.get(obj) if obj is not None else None
                     if known is not None:
                         present[known] = size
-                if not page.get("IsTruncated"):
+                if not page.truncated:
                     return
-                token = page.get("NextContinuationToken")
+                token = page.token
 
         async def go() -> None:
             await asyncio.gather(*(list_range(low, high) for low, high in bounds))
