@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -185,31 +186,68 @@ def test_after_push_the_real_dvc_cli_pulls_from_each_remote(world: World) -> Non
         assert (clone.root / "data" / "fresh.csv").stat().st_size == 70_000
 
 
-def test_push_sends_each_small_file_whole_and_a_large_one_through_dvc(world: World) -> None:
-    """Small files go up as one request each, with their length (a server that takes no
-    chunked body takes them); one over 8 MiB goes through DVC's own upload, and both remotes
-    end up with every byte."""
+def test_push_sends_every_file_to_dagshub_with_its_length(world: World) -> None:
+    """Each file goes up as one request that says its length (a server that takes no chunked
+    body takes them), small ones and one of 9 MiB alike, and both remotes end up with every
+    byte."""
     project = world.project
     project.write_dir("data/fresh", 6, seed=41)
     project.write_file("data/large.bin", 9 * 2**20, seed=42)
     project.dvc_add("data/fresh", "data/large.bin")
     project.commit("Fresh data and a large file")
     world.dagshub.clear_log()
-    world.s3.clear_log()
     run = world.run("push")
     assert run.code == 0, run.stderr + run.stdout
     new = set(project.objects("data/fresh.dvc")) | set(project.objects("data/large.bin.dvc"))
     uploads = [r for r in world.dagshub.requests if r.method in ("POST", "PUT")]
     assert len(uploads) == len(new)
-    whole = [r for r in uploads if r.bytes_in < 9 * 2**20]
-    assert len(whole) == len(new) - 1
-    for record in whole:
+    assert max(r.bytes_in for r in uploads) == 9 * 2**20
+    for record in uploads:
         headers = {name.lower(): value for name, value in record.headers.items()}
         assert headers.get("content-length") == str(record.bytes_in)
         assert "transfer-encoding" not in headers
-    assert max(r.bytes_in for r in uploads) == 9 * 2**20
     assert new <= set(world.dagshub.object_paths())
     assert {f"{PREFIX}/{rel}" for rel in new} <= set(world.s3_keys())
+    assert world.verify().code == 0
+
+
+def test_push_interrupted_starts_nothing_new_leaves_no_secrets_and_resumes(
+    world: World,
+) -> None:
+    """SIGTERM (a cancelled workflow) mid-push: the uploads in flight end, no other starts,
+    the credentials file is gone, and the next push completes."""
+    project = world.project
+    project.write_dir("data/many", 40, seed=51)
+    project.dvc_add("data/many")
+    project.commit("Many files")
+    new = set(project.objects("data/many.dvc"))
+    before = set(world.dagshub.object_paths())
+    world.dagshub.latency = 0.2
+    world.s3.set_fault(Fault("delay", seconds=0.2, only=("PUT",)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dvc_multiremote", "push", "-j", "2"],
+        cwd=project.root,
+        env=cli_env(world.env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(set(world.dagshub.object_paths()) - before) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at_signal = len(set(world.dagshub.object_paths()) - before)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    after = len(set(world.dagshub.object_paths()) - before)
+    assert after - at_signal <= 2 + 2  # the two in flight, and two more that may have begun
+    assert after < len(new)
+    assert not (project.root / ".dvc" / "config.local").exists()
+    world.dagshub.latency = 0.0
+    world.s3.clear_faults()
+    again = world.run("push")
+    assert again.code == 0, again.stderr + again.stdout
+    assert new <= set(world.dagshub.object_paths())
     assert world.verify().code == 0
 
 

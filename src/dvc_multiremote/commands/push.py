@@ -62,18 +62,25 @@ def push_project(project: Project, settings: Settings) -> PushReport:
     outcomes = {remote.spec.name: PushOutcome() for remote in remotes}
 
     progress = Progress("push", 0, 0, enabled=not settings.quiet)
+    stopping = threading.Event()
 
     def push_to(remote: Remote) -> None:
         # Each remote gets what it owes: an output pinned to another remote is not its own.
         name = remote.spec.name
         own = {obj: path for obj, path in sources.items() if owes(owners, obj, name)}
-        _push_remote(remote, inventory, own, outcomes[name], settings, progress)
+        _push_remote(remote, inventory, own, outcomes[name], settings, progress, stopping)
 
+    pool = ThreadPoolExecutor(max_workers=max(1, len(remotes)))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, len(remotes))) as pool:
-            for future in [pool.submit(push_to, remote) for remote in remotes]:
-                future.result()
+        for future in [pool.submit(push_to, remote) for remote in remotes]:
+            future.result()
+    except BaseException:
+        # Interrupted (SIGTERM, Ctrl-C; signals reach this thread only): every remote's
+        # check stops, no upload starts, the running ones end, then the run unwinds.
+        stopping.set()
+        raise
     finally:
+        pool.shutdown(wait=True)
         progress.close()
     report = _report(project, inventory, objects, cached, outcomes)
     report.set_aside = owed.set_aside
@@ -88,17 +95,21 @@ def _push_remote(
     outcome: PushOutcome,
     settings: Settings,
     progress: Progress,
+    stopping: threading.Event,
 ) -> None:
     """Fill one remote: each file goes up as soon as the check says the remote lacks it (a
     remote checked object by object starts uploading long before its last answer); manifests
-    last, once every file they list is there."""
+    last, once every file they list is there. Once ``stopping`` is set, nothing new starts."""
     if not remote.ensure_probed():
         return
     present: set[ObjectRef] = set()
-    uploads = _Uploads(remote, sources, outcome, settings.transfer_jobs, progress, present)
+    jobs = settings.transfer_jobs
+    uploads = _Uploads(remote, sources, outcome, jobs, progress, present, stopping)
 
     def heard(obj: ObjectRef, there: bool) -> None:
         # On the check's own thread: decide and hand over, never wait.
+        if stopping.is_set():
+            raise _Stopped  # ends the check: its remaining requests are not sent
         if there:
             with outcome.lock:
                 present.add(obj)
@@ -114,8 +125,8 @@ def _push_remote(
         raise
     finally:
         uploads.close()
-    if remote.status.present is None:
-        return  # the check itself failed: the remote's state says why
+    if remote.status.present is None or stopping.is_set():
+        return  # the check itself failed (the remote's state says why), or the run stops
     # A manifest goes up only once every file it lists is there: DVC trusts a manifest.
     manifests = []
     for out in inventory.outputs:
@@ -129,7 +140,7 @@ def _push_remote(
     manifests = list(dict.fromkeys(manifests))
     for obj in manifests:
         progress.grow(1, sources[obj].stat().st_size)
-    uploads = _Uploads(remote, sources, outcome, settings.transfer_jobs, progress, present)
+    uploads = _Uploads(remote, sources, outcome, jobs, progress, present, stopping)
     try:
         for obj in manifests:
             uploads.put(obj)
@@ -138,6 +149,10 @@ def _push_remote(
         raise
     finally:
         uploads.close()
+
+
+class _Stopped(Exception):
+    """The run is stopping: a remote's check ends at its next answer."""
 
 
 class _Uploads:
@@ -153,8 +168,10 @@ class _Uploads:
         jobs: int,
         progress: Progress,
         present: set[ObjectRef],
+        stopping: threading.Event,
     ) -> None:
         self.remote = remote
+        self.stopping = stopping
         self.sources = sources
         self.outcome = outcome
         self.progress = progress
@@ -167,6 +184,8 @@ class _Uploads:
             self.feed = Feed(remote.fs.fs.loop, self._one_async, jobs)
 
     def put(self, obj: ObjectRef) -> None:
+        if self.stopping.is_set():
+            return
         if self.feed is not None:
             self.feed.put(obj)
         else:
@@ -190,6 +209,8 @@ class _Uploads:
             self.threads.shutdown(wait=True)
 
     async def _one_async(self, obj: ObjectRef) -> None:
+        if self.stopping.is_set():
+            return
         if not self.remote.status.usable:
             self._failed(obj)
             return
@@ -201,6 +222,8 @@ class _Uploads:
         self._pushed(obj, size)
 
     def _one(self, obj: ObjectRef) -> None:
+        if self.stopping.is_set():
+            return
         if not self.remote.status.usable:
             self._failed(obj)
             return

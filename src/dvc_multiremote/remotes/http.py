@@ -14,12 +14,11 @@ from dvc_multiremote.remotes.base import (
     HEAD_ATTEMPTS,
     PROBE_OID,
     PROBE_TIMEOUT,
+    READ_INLINE_BYTES,
     REQUEST_TIMEOUT,
-    SMALL_PUT_MAX,
     Remote,
     RemoteFailed,
     backoff,
-    read_body,
     retry_after_seconds,
 )
 from dvc_multiremote.remotes.classify import Failure, classify_exception, classify_status
@@ -109,18 +108,23 @@ class HttpRemote(Remote):
 
     async def put_small(self, obj: ObjectRef, source: Path, size: int) -> bool:
         # DVC's own request (its session, options, method; never retried, as DVC's writes are
-        # not), with the body whole and its length said, not streamed in chunks.
+        # not), with the body's length said, not streamed in chunks: a small body whole, a
+        # larger one from the open file (aiohttp reads it off the loop), so any size goes so.
         fs = self.fs.fs
         method = str(fs.upload_method).lower()
-        if size > SMALL_PUT_MAX or method not in ("post", "put"):
+        if method not in ("post", "put"):
             return False  # DVC's own upload says what is wrong with the method
-        body = await read_body(source, size)
         session = await fs.set_session()
-        url = self.path_of(obj)
-        self.status.requests["PUT"] += 1
+        url = fs.encode_url(self.path_of(obj))
         send = session.put if method == "put" else session.post
-        async with send(fs.encode_url(url), data=body, **fs.kwargs) as resp:
-            fs._raise_not_found_for_status(resp, url)
+        self.status.requests["PUT"] += 1
+        if size <= READ_INLINE_BYTES:
+            async with send(url, data=source.read_bytes(), **fs.kwargs) as resp:
+                fs._raise_not_found_for_status(resp, self.path_of(obj))
+            return True
+        with source.open("rb") as body:
+            async with send(url, data=body, **fs.kwargs) as resp:
+                fs._raise_not_found_for_status(resp, self.path_of(obj))
         return True
 
     async def read_range(
