@@ -36,7 +36,6 @@ MAX_ATTEMPTS = 3  # per object transfer: the pull/push contract
 HEAD_ATTEMPTS = 5  # a HEAD is cheap; a flaky server should not hide a whole remote
 MAX_RETRY_AFTER = 10.0
 PROBE_OID = "00" + "0" * 30
-SMALL_PUT_MAX = 8 * 2**20  # ``put_small``'s largest file: one request, its body in memory
 READ_INLINE_BYTES = 256 * 1024  # larger bodies are read off the event loop
 
 
@@ -125,12 +124,12 @@ class Remote:
         self.status.requests["GET"] += 1
         await self.fs.fs._get_file(self.path_of(obj), str(path))
 
-    puts_small = False  # ``put_small`` can upload (on the filesystem's event loop)
+    puts_direct = False  # ``put_direct`` can upload (on the filesystem's event loop)
 
-    async def put_small(self, obj: ObjectRef, source: Path, size: int) -> bool:
+    async def put_direct(self, obj: ObjectRef, source: Path, size: int) -> bool:
         """Upload a file of ``size`` bytes as one request of the backend's own, on the
-        filesystem's event loop: False when the backend has none for it (too large, or that
-        way is off), and DVC's object database uploads it."""
+        filesystem's event loop, with no thread: False when the backend has none for it (too
+        large for it, or that way is off), and DVC's object database uploads it."""
         return False
 
     def probe(self) -> None:

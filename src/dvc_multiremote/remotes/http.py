@@ -104,9 +104,9 @@ class HttpRemote(Remote):
             f"`dvc remote modify {shlex.quote(self.spec.name)} method PUT`)"
         )
 
-    puts_small = True
+    puts_direct = True
 
-    async def put_small(self, obj: ObjectRef, source: Path, size: int) -> bool:
+    async def put_direct(self, obj: ObjectRef, source: Path, size: int) -> bool:
         # DVC's own request (its session, options, method; never retried, as DVC's writes are
         # not), with the body's length said, not streamed in chunks: a small body whole, a
         # larger one from the open file (aiohttp reads it off the loop), so any size goes so.

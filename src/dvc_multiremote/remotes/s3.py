@@ -13,7 +13,6 @@ from dvc_multiremote.inventory import ObjectRef
 from dvc_multiremote.remotes.base import (
     PROBE_OID,
     PROBE_TIMEOUT,
-    SMALL_PUT_MAX,
     Remote,
     read_body,
 )
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from dvc_multiremote.remotes.spec import RemoteSpec
 
 log = logging.getLogger(__name__)
+SIGNED_PUT_MAX = 8 * 2**20  # larger uploads: s3fs's (multipart from 100 MiB); bodies in memory
 
 
 class S3Remote(Remote):
@@ -93,14 +93,14 @@ class S3Remote(Remote):
             answer.get("NextContinuationToken"),
         )
 
-    puts_small = True
+    puts_direct = True
 
-    async def put_small(self, obj: ObjectRef, source: Path, size: int) -> bool:
+    async def put_direct(self, obj: ObjectRef, source: Path, size: int) -> bool:
         # Larger files go through s3fs (multipart from 100 MiB). No deadline of our own: the
         # session's read timeout catches a stalled upload; a slow one that moves runs on.
         bucket, key = self._bucket_key(self.path_of(obj))
         signed = self._lean("PUT", bucket)
-        if signed is None or size > SMALL_PUT_MAX:
+        if signed is None or size > SIGNED_PUT_MAX:
             return False
         body = await read_body(source, size)
         content_type, _ = mimetypes.guess_type(str(source))  # as s3fs guesses it

@@ -250,8 +250,8 @@ def upload(remote: Remote, obj: ObjectRef, source: Path) -> int:
 
     def put() -> int:
         size = source.stat().st_size
-        if remote.puts_small and remote.run_async(
-            lambda: remote.put_small(obj, source, size), None
+        if remote.puts_direct and remote.run_async(
+            lambda: remote.put_direct(obj, source, size), None
         ):
             return size
         return _put_by_odb(remote, obj, source)
@@ -272,7 +272,7 @@ async def upload_async(
 
     async def put() -> int:
         size = source.stat().st_size
-        if remote.puts_small and await remote.put_small(obj, source, size):
+        if remote.puts_direct and await remote.put_direct(obj, source, size):
             return size
         return await loop.run_in_executor(threads, _put_by_odb, remote, obj, source)
 
