@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -156,9 +157,10 @@ class _Stopped(Exception):
 
 
 class _Uploads:
-    """One remote's uploads, ``jobs`` at once, handed over from any thread: coroutines on the
-    filesystem's event loop when it is asynchronous (S3, HTTP: a small file costs no thread),
-    else on ``jobs`` threads. Each outcome is recorded in ``outcome`` and ``present``."""
+    """One remote's uploads, ``jobs`` at once, handed over from any thread to coroutines on an
+    event loop: the filesystem's own when it is asynchronous (S3, HTTP: a small file costs no
+    thread), else fsspec's, each upload then on one of ``jobs`` threads. Each outcome is
+    recorded in ``outcome`` and ``present``."""
 
     def __init__(
         self,
@@ -170,6 +172,8 @@ class _Uploads:
         present: set[ObjectRef],
         stopping: threading.Event,
     ) -> None:
+        from fsspec.asyn import get_loop
+
         self.remote = remote
         self.stopping = stopping
         self.sources = sources
@@ -178,57 +182,37 @@ class _Uploads:
         self.present = present
         # Threads: every upload (a synchronous filesystem), or the large ones (DVC's).
         self.threads = ThreadPoolExecutor(max_workers=max(1, jobs))
-        self.feed: Feed[ObjectRef] | None = None
-        self.futures: list[Future[None]] = []
-        if getattr(remote.fs.fs, "async_impl", False):
-            self.feed = Feed(remote.fs.fs.loop, self._one_async, jobs)
+        self.asynchronous = getattr(remote.fs.fs, "async_impl", False)
+        loop = remote.fs.fs.loop if self.asynchronous else get_loop()
+        self.feed = Feed(loop, self._one, jobs)
 
     def put(self, obj: ObjectRef) -> None:
-        if self.stopping.is_set():
-            return
-        if self.feed is not None:
+        if not self.stopping.is_set():
             self.feed.put(obj)
-        else:
-            self.futures.append(self.threads.submit(self._one, obj))
 
     def stop(self) -> None:
-        if self.feed is not None:
-            self.feed.stop()  # its coroutines may still hand a large file to a thread
-        else:
-            self.threads.shutdown(wait=False, cancel_futures=True)
+        self.feed.stop()  # uploads under way end; a large one may still be on a thread
 
     def close(self) -> None:
         """Wait for every upload started."""
         try:
-            if self.feed is not None:
-                self.feed.close()
-            for future in self.futures:
-                if not future.cancelled():
-                    future.result()
+            self.feed.close()
         finally:
             self.threads.shutdown(wait=True)
 
-    async def _one_async(self, obj: ObjectRef) -> None:
+    async def _one(self, obj: ObjectRef) -> None:
         if self.stopping.is_set():
             return
         if not self.remote.status.usable:
             self._failed(obj)
             return
+        source = self.sources[obj]
         try:
-            size = await upload_async(self.remote, obj, self.sources[obj], self.threads)
-        except (RemoteFailed, ObjectFailed) as exc:
-            self._failed(obj, exc)
-            return
-        self._pushed(obj, size)
-
-    def _one(self, obj: ObjectRef) -> None:
-        if self.stopping.is_set():
-            return
-        if not self.remote.status.usable:
-            self._failed(obj)
-            return
-        try:
-            size = upload(self.remote, obj, self.sources[obj])
+            if self.asynchronous:
+                size = await upload_async(self.remote, obj, source, self.threads)
+            else:
+                loop = asyncio.get_running_loop()
+                size = await loop.run_in_executor(self.threads, upload, self.remote, obj, source)
         except (RemoteFailed, ObjectFailed) as exc:
             self._failed(obj, exc)
             return

@@ -115,16 +115,13 @@ class HttpRemote(Remote):
         if method not in ("post", "put"):
             return False  # DVC's own upload says what is wrong with the method
         session = await fs.set_session()
-        url = fs.encode_url(self.path_of(obj))
+        path = self.path_of(obj)
         send = session.put if method == "put" else session.post
         self.status.requests["PUT"] += 1
-        if size <= READ_INLINE_BYTES:
-            async with send(url, data=source.read_bytes(), **fs.kwargs) as resp:
-                fs._raise_not_found_for_status(resp, self.path_of(obj))
-            return True
-        with source.open("rb") as body:
-            async with send(url, data=body, **fs.kwargs) as resp:
-                fs._raise_not_found_for_status(resp, self.path_of(obj))
+        with source.open("rb") as file:
+            body = file.read() if size <= READ_INLINE_BYTES else file
+            async with send(fs.encode_url(path), data=body, **fs.kwargs) as resp:
+                fs._raise_not_found_for_status(resp, path)
         return True
 
     async def read_range(
