@@ -265,9 +265,9 @@ def upload(remote: Remote, obj: ObjectRef, source: Path) -> int:
 async def upload_async(
     remote: Remote, obj: ObjectRef, source: Path, threads: Executor | None = None
 ) -> int:
-    """``upload`` as a coroutine on the remote's event loop (an async filesystem only): a
-    small file goes up in one request with no thread, a large one through DVC's object
-    database on one of ``threads``."""
+    """``upload`` as a coroutine on the remote's event loop (an async filesystem only): what
+    the backend sends itself (``put_direct``) goes up with no thread, the rest through DVC's
+    object database on one of ``threads``."""
     loop = asyncio.get_running_loop()
 
     async def put() -> int:
