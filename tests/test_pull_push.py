@@ -211,6 +211,54 @@ def test_push_sends_every_file_to_dagshub_with_its_length(world: World) -> None:
     assert world.verify().code == 0
 
 
+def test_push_to_a_dagshub_that_sends_uploads_to_its_sign_in_page_stores_nothing_and_says_so(
+    world: World,
+) -> None:
+    """A 302 to a sign-in page: aiohttp re-sends a redirected POST as a GET, which the page
+    answers 200. Nothing was stored, so the remote's uploads are refused, not counted."""
+    project = world.project
+    project.write_dir("data/fresh", 8, seed=43)
+    project.dvc_add("data/fresh")
+    project.commit("Fresh data")
+    new = set(project.objects("data/fresh.dvc"))
+    world.dagshub.redirect_uploads = (302, "/login")
+    run = world.run("push", "-j", "2")
+    assert run.code == 3, run.stderr + run.stdout
+    dagshub = run.remote("dagshub")
+    assert dagshub["state"] == "error"
+    assert dagshub["message"].startswith("refused uploads: HTTP 302"), dagshub["message"]
+    assert "nothing was stored" in run.stdout
+    assert not new & set(world.dagshub.object_paths())
+    assert run.remote("backblaze")["state"] == "ok"
+    world.dagshub.redirect_uploads = None
+    assert world.run("push").code == 0
+    assert new <= set(world.dagshub.object_paths())
+
+
+def test_push_follows_a_dagshub_that_moved_with_a_307_and_sends_every_byte_again(
+    world: World,
+) -> None:
+    """A 307 keeps the method: each upload, a 9 MiB one streamed from disk included, is sent
+    again whole to where the repository moved, with its credentials (same origin)."""
+    project = world.project
+    project.write_dir("data/fresh", 4, seed=44)
+    project.write_file("data/large.bin", 9 * 2**20, seed=45)
+    project.dvc_add("data/fresh", "data/large.bin")
+    project.commit("Fresh data and a large file")
+    new = set(project.objects("data/fresh.dvc")) | set(project.objects("data/large.bin.dvc"))
+    world.dagshub.redirect_uploads = (307, "/moved")
+    world.dagshub.clear_log()
+    run = world.run("push")
+    assert run.code == 0, run.stderr + run.stdout
+    moved = [r for r in world.dagshub.requests if r.path.startswith("/moved/")]
+    assert len(moved) == len(new)
+    assert all(r.status in (200, 201) and r.authorized for r in moved)
+    assert max(r.bytes_in for r in moved) == 9 * 2**20
+    assert new <= set(world.dagshub.object_paths())
+    world.dagshub.redirect_uploads = None
+    assert world.verify().code == 0
+
+
 def test_push_interrupted_starts_nothing_new_leaves_no_secrets_and_resumes(
     world: World,
 ) -> None:

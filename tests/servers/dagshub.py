@@ -16,6 +16,9 @@ from .common import CHUNK_SIZE, BodyError, LoopbackServer, QuietHandler, Request
 REPO_PATH = "/owner/repo.dvc"
 _UPLOAD_PREFIX = ".upload-"  # temp files of uploads in progress
 _CHALLENGE = 'Basic realm="DagsHub"'
+# Where a web app sends a request it will not take (a 302 to its sign-in page, answered 200).
+SIGN_IN = "/login"
+SIGN_IN_PAGE = b"<html><body><form>Sign in to DagsHub</form></body></html>"
 # What a presigned-URL store answers a request that also carries an Authorization header.
 TWO_AUTHS = (
     b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed; only the "
@@ -68,6 +71,12 @@ class _Handler(QuietHandler):
                 self.send_body(401, b"Unauthorized", {"WWW-Authenticate": _CHALLENGE})
             elif self.command == "HEAD" and owner.refuse_head:
                 self.send_body(405, b"Method Not Allowed", {"Allow": "GET, POST, PUT"})
+            elif self.command == "GET" and self.path.startswith(SIGN_IN):
+                self.send_body(200, SIGN_IN_PAGE, {"Content-Type": "text/html"})
+            elif self.command in ("POST", "PUT") and (moved := owner.moved_uploads(self.path)):
+                status, location = moved
+                self.bytes_in = self._drain()
+                self.send_body(status, b"", {"Location": location})
             elif self.command == "GET" and owner.redirect_gets_to and target and target.is_file():
                 # Object stores behind HTTP services answer with a presigned URL elsewhere.
                 location = f"{owner.redirect_gets_to}{self.path}?X-Amz-Signature=presigned"
@@ -154,12 +163,16 @@ class DagsHubRemoteServer(LoopbackServer):
         refuse_head: bool = False,
         redirect_gets_to: str | None = None,
         refuse_authorization: bool = False,
+        redirect_uploads: tuple[int, str] | None = None,
     ) -> None:
         super().__init__()
         self.bind_host = bind_host
         self.refuse_head = refuse_head  # HEAD answers 405, as some servers do
         self.redirect_gets_to = redirect_gets_to  # object GETs answer 307 to this base URL
         self.refuse_authorization = refuse_authorization  # a presigned-URL host: 400 if sent
+        # (status, prefix): uploads answer ``status`` to ``prefix`` + their path, which maps to
+        # the same files (a moved repository) unless it is the sign-in page.
+        self.redirect_uploads = redirect_uploads
         self.latency = latency  # seconds every request waits, as over a real network
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -188,9 +201,20 @@ class DagsHubRemoteServer(LoopbackServer):
             return True, False
         return True, decoded == f"{self.user}:{self.password}"
 
+    def moved_uploads(self, request_path: str) -> tuple[int, str] | None:
+        """(status, Location) for an upload to ``request_path`` when uploads are redirected."""
+        if self.redirect_uploads is None:
+            return None
+        status, prefix = self.redirect_uploads
+        if request_path.startswith(prefix + "/"):
+            return None  # already moved
+        return status, prefix + request_path
+
     def file_for(self, request_path: str) -> Path | None:
         """Map a request path under ``/owner/repo.dvc/`` to a file under ``root``, else None."""
         path = unquote(urlsplit(request_path).path)
+        if self.redirect_uploads and path.startswith(self.redirect_uploads[1] + "/"):
+            path = path[len(self.redirect_uploads[1]) :]
         if not path.startswith(REPO_PATH + "/"):
             return None
         rel = PurePosixPath(path[len(REPO_PATH) + 1 :])

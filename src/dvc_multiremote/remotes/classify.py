@@ -50,7 +50,8 @@ def classify_status(
     said = " ".join(part for part in (code, message) if part)
     text = f"HTTP {status}: {said}" if said else f"HTTP {status}"
     answer = f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
-    refused = (
+    # A redirect that reaches us was not (or could not be) followed: asking again is the same.
+    refused = 300 <= status < 400 or (
         400 <= status < 500
         and status not in NOT_REFUSALS
         and code not in TRANSIENT_400_CODES

@@ -66,6 +66,25 @@ def own_origin_only(origin: Any, header_names: Iterable[str]) -> Any:
     return middleware
 
 
+def _upload_turned_into(resp: Any) -> Exception:
+    """The error for an upload that a redirect (301/302 to a POST, 303) made a GET: whatever
+    the GET was answered, nothing was stored, and every other upload would go the same way."""
+    from aiohttp import ClientResponseError
+
+    first = resp.history[0] if resp.history else resp
+    moved_to = resp.url.with_user(None).with_query(None).with_fragment(None)
+    return ClientResponseError(
+        first.request_info,
+        resp.history,
+        status=first.status,
+        message=(
+            f"the server redirected the upload to {moved_to}, and a {first.status} is followed "
+            "with a GET (as browsers do), so nothing was stored; point the remote's URL at "
+            "where the data now lives"
+        ),
+    )
+
+
 class HttpRemote(Remote):
     """DagsHub-style DVC HTTP remote: it cannot list, so one HEAD per object (or a one-byte
     ranged GET, where the server refuses HEAD; decided once, by the probe).
@@ -121,6 +140,8 @@ class HttpRemote(Remote):
         with source.open("rb") as file:
             body = file.read() if size <= READ_INLINE_BYTES else file
             async with send(fs.encode_url(path), data=body, **fs.kwargs) as resp:
+                if resp.method != method.upper():
+                    raise _upload_turned_into(resp)
                 fs._raise_not_found_for_status(resp, path)
         return True
 
