@@ -30,7 +30,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +56,7 @@ from common import (
     run_steps,
     summarise,
     target,
+    work_folder,
 )
 
 from dvc_multiremote.settings import parse_size
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_before = os.getloadavg()[0]
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-large-") as tmp:
+    with work_folder("bench-large-") as tmp:
         loopback_env(Path(tmp) / "home")
         for layout in args.layouts:
             results += bench(

@@ -146,7 +146,7 @@ class Fetcher:
             else:
                 asyncio.run(bounded_gather(objects, each, self.jobs))
         finally:
-            # Interrupted: start nothing new, let running downloads finish (as run_parallel).
+            # Interrupted: start nothing new, let running downloads finish.
             threads.shutdown(wait=True, cancel_futures=True)
         return got
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import sys
 import time
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -92,33 +94,44 @@ async def bounded_gather(
 
 class Feed(Generic[T]):
     """Work handed over from any thread, done by ``jobs`` coroutines on ``loop`` (another
-    thread's): one hop per item, no thread waiting on it. ``stop`` starts nothing new;
-    ``close`` waits for what was started and raises the first error of ``work``."""
+    thread's): one hop per item, no thread waiting on it. Items wait in the order they came,
+    or lowest ``rank`` first. ``stop`` starts nothing new; ``close`` waits for what was started
+    and raises the first error of ``work``."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, work: Callable[[T], Awaitable[None]], jobs: int
+        self,
+        loop: asyncio.AbstractEventLoop,
+        work: Callable[[T], Awaitable[None]],
+        jobs: int,
+        rank: Callable[[T], int] | None = None,
     ) -> None:
         self.loop = loop
         self.work = work
         self.jobs = max(1, jobs)
+        self.rank = rank
         self.stopping = False
-        self._queue: asyncio.Queue[T | None] = asyncio.Queue()
+        self._order = itertools.count()  # ties (and no rank) in the order they came
+        self._queue: asyncio.PriorityQueue[tuple[int, int, T | None]] = asyncio.PriorityQueue()
         self._done = asyncio.run_coroutine_threadsafe(self._run(), loop)
 
     def put(self, item: T) -> None:
-        self.loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        rank = self.rank(item) if self.rank is not None else 0
+        self._hand((rank, next(self._order), item))
 
     def stop(self) -> None:
         self.stopping = True
 
     def close(self) -> None:
         for _ in range(self.jobs):
-            self.loop.call_soon_threadsafe(self._queue.put_nowait, None)
+            self._hand((sys.maxsize, next(self._order), None))
         self._done.result()
+
+    def _hand(self, entry: tuple[int, int, T | None]) -> None:
+        self.loop.call_soon_threadsafe(self._queue.put_nowait, entry)
 
     async def _run(self) -> None:
         async def worker() -> None:
-            while (item := await self._queue.get()) is not None:
+            while (item := (await self._queue.get())[2]) is not None:
                 if not self.stopping:
                     await self.work(item)
 

@@ -8,7 +8,6 @@ import os
 import threading
 import time
 import uuid
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -17,7 +16,8 @@ from dvc_multiremote.remotes.classify import Failure, classify_exception
 from dvc_multiremote.remotes.ranged import RangeIgnored, SizeDiffers, get_ranges
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Awaitable, Callable
+    from concurrent.futures import Executor
     from pathlib import Path
 
     from dvc_multiremote.inventory import ObjectRef
@@ -304,19 +304,6 @@ def _not_found_on_upload(remote: Remote, obj: ObjectRef) -> ObjectFailed:
     reason = "the remote answered 404 Not Found to the upload"
     reason += remote.upload_hint(Failure("missing", "HTTP 404", answer="HTTP 404"))
     return ObjectFailed(f"upload of {obj.md5}: {reason}", reason)
-
-
-def run_parallel(items: Iterable[T], work: Callable[[T], None], jobs: int) -> None:
-    """Run ``work`` over items on ``jobs`` threads; exceptions propagate after all finish."""
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
-    try:
-        for future in [pool.submit(work, item) for item in items]:
-            future.result()
-    except BaseException:
-        # Interrupted (SIGTERM, Ctrl-C) or failed: start nothing new, let running items finish.
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
 
 
 class Counter:
