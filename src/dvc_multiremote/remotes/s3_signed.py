@@ -111,6 +111,15 @@ def read_page(document: bytes) -> Page | None:
     return Page(keys, truncated, token)
 
 
+def _signed_host(url: str) -> str | None:
+    """The Host botocore's SigV4 signer signs for ``url`` (its own function), if it has one."""
+    try:
+        from botocore.auth import _host_from_url
+    except ImportError:  # pragma: no cover - a botocore without it: the signer works it out
+        return None
+    return str(_host_from_url(url))
+
+
 def _local(tag: str) -> str:
     """An XML tag without its namespace."""
     return tag.rpartition("}")[2]
@@ -126,6 +135,9 @@ class SignedRequests:
     signing_name: str
     region: str
     user_agent: str | None
+    # The Host header as botocore's signer works it out from the URL (the same for every
+    # request here): given, the signer does not parse the URL again for each request.
+    host: str | None = None
     # Off once a server took our request otherwise than botocore's (a signature it would not
     # check, say): every request of the run then goes through the full call.
     off: bool = False
@@ -186,6 +198,7 @@ class SignedRequests:
             signing_name=signing.get("signing_name") or signing_name,
             region=signing.get("region") or region,
             user_agent=request.headers.get("User-Agent"),
+            host=_signed_host(request.url),
         )
 
     async def get(self, key: str, byte_range: str | None = None) -> Answer | None:
@@ -291,6 +304,8 @@ class SignedRequests:
             return None
         if self.user_agent:
             headers["User-Agent"] = self.user_agent
+        if self.host:
+            headers["Host"] = self.host
         url = self.prefix + quote(key, safe="/~")
         if not key and urlsplit(url).path not in ("", "/"):
             url = url[:-1]  # the bucket in the path: ``/bucket``, as botocore asks for it
