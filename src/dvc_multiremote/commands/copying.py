@@ -17,14 +17,11 @@ from dvc_multiremote.remotes import RemoteFailed
 from dvc_multiremote.remotes.concurrency import Feed
 from dvc_multiremote.remotes.transfer import (
     HASH_INLINE_BYTES,
-    Fetched,
     ObjectCorrupt,
     ObjectFailed,
     ObjectMissing,
-    download,
     download_async,
     md5_matches,
-    upload,
     upload_async,
 )
 from dvc_multiremote.scope import local_cache_path
@@ -164,7 +161,9 @@ class Copier:
             if not budget.reserve(name, copy.size):
                 continue
             try:
-                fetched = await self._download(source, copy)
+                fetched = await download_async(
+                    source, copy.obj, self.workdir, copy.size, self.threads
+                )
             except ObjectCorrupt:
                 # Its bytes were downloaded: they stay counted against the budget.
                 tally.note(tally.corrupt, copy.obj, name)
@@ -200,27 +199,12 @@ class Copier:
                 tally.note(tally.failed, copy.obj, destination.spec.name)
                 continue
             try:
-                await self._upload(destination, copy.obj, path)
+                await upload_async(destination, copy.obj, path, self.threads)
             except (ObjectFailed, RemoteFailed) as exc:
                 log.debug("%s not to %s: %s", copy.obj.md5, destination.spec.name, exc)
                 tally.note(tally.failed, copy.obj, destination.spec.name)
                 continue
             tally.copied(source, destination.spec.name, copy.obj, size)
-
-    async def _download(self, source: Remote, copy: Copy) -> Fetched:
-        if self._on_loop(source):
-            return await download_async(source, copy.obj, self.workdir, copy.size)
-        return await self._on_thread(download, source, copy.obj, self.workdir, copy.size)
-
-    async def _upload(self, destination: Remote, obj: ObjectRef, path: Path) -> int:
-        if self._on_loop(destination):
-            return await upload_async(destination, obj, path, self.threads)
-        return await self._on_thread(upload, destination, obj, path)
-
-    def _on_loop(self, remote: Remote) -> bool:
-        """Whether the remote's filesystem does its I/O on this loop (DVC's S3 and HTTP)."""
-        fs = remote.fs.fs
-        return bool(getattr(fs, "async_impl", False)) and fs.loop is self.loop
 
     async def _matches(self, path: Path, obj: ObjectRef) -> bool:
         """``md5_matches`` in place for a small file, else on a thread."""

@@ -31,7 +31,6 @@ from dvc_multiremote.remotes.transfer import (
     ObjectCorrupt,
     ObjectFailed,
     ObjectMissing,
-    download,
     download_async,
 )
 from dvc_multiremote.report import MissingObject, OutputReport, PullReport, RemoteReport
@@ -124,12 +123,7 @@ class Fetcher:
             loop = asyncio.get_running_loop()
             size = self.sizes.get(obj) or (remote.status.present or {}).get(obj)
             try:
-                if asynchronous:
-                    fetched = await download_async(remote, obj, self.workdir, size)
-                else:
-                    fetched = await loop.run_in_executor(
-                        threads, download, remote, obj, self.workdir
-                    )
+                fetched = await download_async(remote, obj, self.workdir, size, threads)
             except ObjectMissing:
                 self._note(self.result.lacking, obj, remote)
                 # A listing may run through this same loop: wait for it from a thread.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
 import threading
@@ -15,7 +14,7 @@ from dvc_multiremote.progress import Progress
 from dvc_multiremote.project import Project, open_project
 from dvc_multiremote.remotes import Remote, RemoteFailed
 from dvc_multiremote.remotes.concurrency import Feed
-from dvc_multiremote.remotes.transfer import Counter, ObjectFailed, upload, upload_async
+from dvc_multiremote.remotes.transfer import Counter, ObjectFailed, upload_async
 from dvc_multiremote.report import MissingObject, OutputReport, PushReport, RemoteReport
 from dvc_multiremote.scope import load_from_cache, local_cache_path, owes
 
@@ -182,9 +181,8 @@ class _Uploads:
         self.present = present
         # Threads: every upload (a synchronous filesystem), or the large ones (DVC's).
         self.threads = ThreadPoolExecutor(max_workers=max(1, jobs))
-        self.asynchronous = getattr(remote.fs.fs, "async_impl", False)
-        loop = remote.fs.fs.loop if self.asynchronous else get_loop()
-        self.feed = Feed(loop, self._one, jobs)
+        asynchronous = getattr(remote.fs.fs, "async_impl", False)
+        self.feed = Feed(remote.fs.fs.loop if asynchronous else get_loop(), self._one, jobs)
 
     def put(self, obj: ObjectRef) -> None:
         if not self.stopping.is_set():
@@ -206,13 +204,8 @@ class _Uploads:
         if not self.remote.status.usable:
             self._failed(obj)
             return
-        source = self.sources[obj]
         try:
-            if self.asynchronous:
-                size = await upload_async(self.remote, obj, source, self.threads)
-            else:
-                loop = asyncio.get_running_loop()
-                size = await loop.run_in_executor(self.threads, upload, self.remote, obj, source)
+            size = await upload_async(self.remote, obj, self.sources[obj], self.threads)
         except (RemoteFailed, ObjectFailed) as exc:
             self._failed(obj, exc)
             return

@@ -213,12 +213,20 @@ def download(remote: Remote, obj: ObjectRef, workdir: Path, size: int | None = N
 
 
 async def download_async(
-    remote: Remote, obj: ObjectRef, workdir: Path, size: int | None = None
+    remote: Remote,
+    obj: ObjectRef,
+    workdir: Path,
+    size: int | None = None,
+    threads: Executor | None = None,
 ) -> Fetched:
-    """``download`` as a coroutine on the remote's event loop (an async filesystem only): no
-    thread per object. Large files are hashed on a worker thread, small ones in place."""
-    path = _temp_file(workdir, obj)
+    """``download`` from a coroutine: on the running event loop itself when the remote's
+    filesystem does its I/O there (DVC's S3 and HTTP: no thread per object; large files are
+    hashed on a worker thread, small ones in place), else (a local remote) on one of
+    ``threads``."""
     loop = asyncio.get_running_loop()
+    if not _runs_on(remote, loop):
+        return await loop.run_in_executor(threads, download, remote, obj, workdir, size)
+    path = _temp_file(workdir, obj)
 
     async def get() -> Fetched:
         await fetch_to(remote, obj, path, size)
@@ -231,6 +239,12 @@ async def download_async(
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def _runs_on(remote: Remote, loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the remote's filesystem does its I/O on ``loop`` (fsspec's, for S3 and HTTP)."""
+    fs = remote.fs.fs
+    return bool(getattr(fs, "async_impl", False)) and fs.loop is loop
 
 
 def _temp_file(workdir: Path, obj: ObjectRef) -> Path:
@@ -265,10 +279,13 @@ def upload(remote: Remote, obj: ObjectRef, source: Path) -> int:
 async def upload_async(
     remote: Remote, obj: ObjectRef, source: Path, threads: Executor | None = None
 ) -> int:
-    """``upload`` as a coroutine on the remote's event loop (an async filesystem only): what
-    the backend sends itself (``put_direct``) goes up with no thread, the rest through DVC's
-    object database on one of ``threads``."""
+    """``upload`` from a coroutine: on the running event loop itself when the remote's
+    filesystem does its I/O there (what the backend sends itself, ``put_direct``, goes up with
+    no thread; the rest through DVC's object database on one of ``threads``), else (a local
+    remote) wholly on one of ``threads``."""
     loop = asyncio.get_running_loop()
+    if not _runs_on(remote, loop):
+        return await loop.run_in_executor(threads, upload, remote, obj, source)
 
     async def put() -> int:
         size = source.stat().st_size
