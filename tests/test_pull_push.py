@@ -228,6 +228,8 @@ def test_push_to_a_dagshub_that_sends_uploads_to_its_sign_in_page_stores_nothing
     assert dagshub["state"] == "error"
     assert dagshub["message"].startswith("refused uploads: HTTP 302"), dagshub["message"]
     assert "nothing was stored" in run.stdout
+    said = run.stdout + run.stderr + repr(run.report) + (run.markdown or "")
+    assert TOKEN not in said  # the address named carries no credentials
     assert not new & set(world.dagshub.object_paths())
     assert run.remote("backblaze")["state"] == "ok"
     world.dagshub.redirect_uploads = None
