@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from dvc_multiremote.remotes.classify import classify_status
 from projects import DVC_ON_B2_ENV, PREFIX, Project, World, cli_env, dvc_env
 from servers.faults import SDK_CALL_HEADER, Fault
+from servers.link import LinkRelay
 from servers.moto_s3 import B2_ERROR_BODY, MotoS3, s3_client
 
 B2_MIN_PART = 5_000_000
@@ -290,3 +291,20 @@ def test_which_answers_refuse_a_request_outright() -> None:
         again = classify_status(status, code)
         assert again is not None and not again.refused, (status, code)
     assert classify_status(404, "NoSuchKey") is None
+
+
+def test_a_runner_behind_an_http_proxy_sends_every_s3_request_through_it(world: World) -> None:
+    """A runner whose network goes through a proxy (``HTTP_PROXY``, as botocore reads it):
+    the lean requests go where botocore's would, through the proxy, not around it."""
+    objects = world.project.objects("data/images.dvc", "data/model.bin.dvc")
+    world.s3.clear_log()
+    with LinkRelay(world.s3.port, s3=True) as proxy:
+        env = {"HTTP_PROXY": proxy.base_url, "NO_PROXY": "", "no_proxy": ""}
+        pulled = world.run_in(world.clone(), "pull", "-r", "backblaze", env=env)
+        through = proxy.requests()
+    assert pulled.code == 0, pulled.stderr + pulled.stdout
+    assert pulled.remote("backblaze")["objects_served"] == len(objects)
+    # An HTTP proxy is asked for the whole URL; every request the store saw came that way.
+    assert len(through) == len(world.s3.requests)
+    assert all(r.path.startswith(world.s3.base_url) for r in through)
+    assert len([r for r in through if r.kind == "GET" and r.status == 200]) == len(objects)

@@ -77,6 +77,7 @@ class Fetcher:
         self.progress: Progress | None = None
         self.sizes: dict[ObjectRef, int] = {}  # recorded in .dvc files and dvc.lock
         self._lock = threading.Lock()
+        self._folders: set[Path] = set()  # cache folders known to exist
 
     def in_cache(self, obj: ObjectRef) -> bool:
         return local_cache_path(self.repo, obj).exists()
@@ -170,7 +171,9 @@ class Fetcher:
         odb = self.repo.cache.legacy if obj.legacy else self.repo.cache.local
         target = local_cache_path(self.repo, obj)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in self._folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._folders.add(target.parent)
             os.replace(path, target)
         except OSError:
             # Another filesystem (a cache elsewhere): DVC's copy to a temporary name and a rename.
@@ -356,11 +359,7 @@ def _report(
     fallback = [name for name in remotes_used if name != project.remotes[0].spec.name]
     if fallback and remotes_used:
         notes.append(f"Fallback used: objects came from {', '.join(remotes_used)}.")
-    sizes = {
-        obj: local_cache_path(repo, obj).stat().st_size
-        for obj in objects
-        if local_cache_path(repo, obj).exists()
-    }
+    sizes = {obj: size for obj in objects if (size := _cached_size(repo, obj)) is not None}
     return PullReport(
         command="pull",
         scope="workspace",
@@ -372,3 +371,11 @@ def _report(
         remotes_used=remotes_used,
         checked_out=checked_out,
     )
+
+
+def _cached_size(repo: Repo, obj: ObjectRef) -> int | None:
+    """The size of an object in the local cache; None when the cache lacks it."""
+    try:
+        return os.stat(local_cache_path(repo, obj)).st_size
+    except OSError:
+        return None

@@ -6,25 +6,27 @@ rules, parameter building, response parsing): more than the request costs, so a 
 of many small objects is bound by it. Once botocore has worked out a bucket's URL and signing
 (on the probe's GET, watched here), a GET or a PUT of another key of that bucket is the same
 request with another path: it is signed by botocore's SigV4 signer with the client's
-credentials and sent on the client's own session (its connection pool, proxies, TLS settings
-and timeouts). A PUT carries what s3fs would send for a DVC object: the body, its length and
-signed SHA-256, and a guessed Content-Type, so only when s3fs adds nothing else (no ACL, no
-encryption, no grants).
+credentials and sent on the client's own aiohttp session (its connection pool, TLS settings
+and timeouts) as aiobotocore's ``send`` would send it, without converting the request and the
+answer to botocore's objects; where a proxy is set, by that ``send`` itself. A PUT carries
+what s3fs would send for a DVC object: the body, its length and signed SHA-256, and a guessed
+Content-Type, so only when s3fs adds nothing else (no ACL, no encryption, no grants).
 
 A listing page is read with Python's own XML parser (keys, sizes, continuation only). A 2xx
 answer is used; a 4xx one (a missing key, a refused write, B2's cap) is raised as the
 full call raises it, botocore's ClientError from botocore's parser, so that it is asked once.
 Server errors, throttling, timeouts and any failure to send go to the client's full call, so
 retries stay botocore's and s3fs's; a refusal of how we signed sends every later request there
-too. Redirects are followed by aiohttp, as they are in the full call (the same session). Whatever this module cannot vouch for
-(another signature version, S3 Express, an HTTP backend that is not aiohttp, a URL that does
-not end in the key) turns it off for the client.
+too. Redirects are followed by aiohttp, as they are in the full call (the same session).
+Whatever this module cannot vouch for (another signature version, S3 Express, an HTTP backend
+that is not aiohttp, a URL that does not end in the key) turns it off for the client.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import os
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -69,6 +71,16 @@ class Answer:
             self.response.release()
         else:
             self.response.close()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer as sent: its status, its headers (case-insensitive) and the open
+    aiohttp response, whose body is still to read."""
+
+    status_code: int
+    headers: Any  # a case-insensitive mapping
+    raw: Any  # aiohttp.ClientResponse
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,24 @@ def _signed_host(url: str) -> str | None:
     return str(_host_from_url(url))
 
 
+def _proxied(http: Any, url: str) -> bool:
+    """Whether aiobotocore would send requests for ``url`` through a proxy (or add a proxy's
+    Host header, an experimental botocore switch): then they go through its ``send``."""
+    from botocore.utils import ensure_boolean
+
+    if ensure_boolean(os.environ.get("BOTO_EXPERIMENTAL__ADD_PROXY_HOST_HEADER", "")):
+        return True
+    try:
+        return http._proxy_config.proxy_url_for(url) is not None
+    except AttributeError:  # pragma: no cover - another aiobotocore: its send does it all
+        return True
+
+
+def _lowercase(headers: Any) -> dict[str, str]:
+    """Headers as botocore's parser gets them from aiobotocore: lower-case names."""
+    return {str(name).lower(): value for name, value in headers.items()}
+
+
 def _local(tag: str) -> str:
     """An XML tag without its namespace."""
     return tag.rpartition("}")[2]
@@ -138,6 +168,8 @@ class SignedRequests:
     # The Host header as botocore's signer works it out from the URL (the same for every
     # request here): given, the signer does not parse the URL again for each request.
     host: str | None = None
+    # A proxy is set for the bucket's URL: requests go through aiobotocore's ``send``.
+    proxied: bool = False
     # Off once a server took our request otherwise than botocore's (a signature it would not
     # check, say): every request of the run then goes through the full call.
     off: bool = False
@@ -199,6 +231,7 @@ class SignedRequests:
             region=signing.get("region") or region,
             user_agent=request.headers.get("User-Agent"),
             host=_signed_host(request.url),
+            proxied=_proxied(client._endpoint.http_session, request.url),
         )
 
     async def get(self, key: str, byte_range: str | None = None) -> Answer | None:
@@ -249,7 +282,7 @@ class SignedRequests:
         await self._refuse(answer, "PutObject")
         return False
 
-    async def _refuse(self, answer: Any, operation: str) -> None:
+    async def _refuse(self, answer: Reply, operation: str) -> None:
         """Raise a 4xx answer as the full call would (botocore's parser, its ClientError):
         asking again would only be refused again (a missing key, a key that may not write,
         B2's cap). Return for the full call to ask again where it may fare otherwise: a
@@ -273,7 +306,7 @@ class SignedRequests:
             answer.raw.close()
         model = self.client.meta.service_model.operation_model(operation)
         parsed = create_parser("rest-xml").parse(
-            {"status_code": status, "headers": answer.headers, "body": document},
+            {"status_code": status, "headers": _lowercase(answer.headers), "body": document},
             model.output_shape,
         )
         code = parsed.get("Error", {}).get("Code")
@@ -294,9 +327,9 @@ class SignedRequests:
         headers: dict[str, str],
         body: bytes = b"",
         query: dict[str, str] | None = None,
-    ) -> Any | None:
-        """Sign and send one request (of the bucket itself when ``key`` is empty); its answer
-        (aiobotocore's), or None if sending failed."""
+    ) -> Reply | None:
+        """Sign and send one request (of the bucket itself when ``key`` is empty); its answer,
+        or None if sending failed."""
         from botocore.auth import S3SigV4Auth
         from botocore.awsrequest import AWSRequest
 
@@ -322,7 +355,32 @@ class SignedRequests:
             if inspect.isawaitable(credentials):
                 credentials = await credentials
             S3SigV4Auth(credentials, self.signing_name, self.region).add_auth(request)
-            return await self.client._endpoint.http_session.send(request.prepare())
+            return await self._transmit(request)
         except Exception as exc:  # noqa: BLE001 - the full call will say what is wrong
             log.debug("signed %s of %s failed (%s): the full call instead", method, key, exc)
             return None
+
+    async def _transmit(self, request: Any) -> Reply:
+        """Send a signed request on the client's aiohttp session as aiobotocore's ``send``
+        does (its headers, ``Accept-Encoding: identity``, no decompression, its timeouts),
+        without turning the request and the answer into botocore's objects and back (~0.1 ms
+        of CPU per request): when no proxy is set. Through a proxy, aiobotocore sends it."""
+        from yarl import URL
+
+        http = self.client._endpoint.http_session
+        if self.proxied or not hasattr(http, "_get_session"):
+            answer = await http.send(request.prepare())
+            return Reply(answer.status_code, answer.headers, answer.raw)
+        headers = {
+            name: value.decode() if isinstance(value, bytes) else value
+            for name, value in request.headers.items()
+        }
+        headers["Accept-Encoding"] = "identity"  # botocore#1255, as aiobotocore sends it
+        body = request.data or None
+        if request.method not in ("GET", "HEAD"):
+            headers["Content-Length"] = str(len(body or b""))  # as botocore's preparer adds
+        session = await http._get_session(None)
+        response = await session.request(
+            request.method, URL(request.url, encoded=True), headers=headers, data=body
+        )
+        return Reply(response.status, response.headers, response)
