@@ -128,6 +128,21 @@ def test_a_remote_that_refuses_head_is_checked_with_ranged_gets(world: World) ->
     assert all(m["missing_on"] == ["dagshub"] for m in again.report["missing"])
 
 
+def test_a_remote_whose_redirects_go_round_is_named_as_such_not_as_fine(world: World) -> None:
+    world.dagshub.redirect_loop = True
+    run = world.verify()
+    assert run.code == 3, run.stdout + run.stderr
+    dagshub = run.remote("dagshub")
+    assert dagshub["state"] == "error"
+    assert dagshub["message"].startswith("HTTP 302: redirected 5 times without an answer")
+    assert "a redirect loop; check the remote's URL" in dagshub["message"]
+    assert "redirect loop" in run.stdout
+    assert run.remote("backblaze")["state"] == "ok"
+    # The probe's HEAD and the redirects aiohttp follows (5 answers in all), once: asking
+    # again would go round the same way, so it is not retried.
+    assert world.dagshub.count("HEAD") == 5
+
+
 def test_credentials_a_user_wrote_in_config_local_stay_home_too(
     world: World, blob_host: DagsHubRemoteServer, dead_url: str
 ) -> None:

@@ -99,6 +99,8 @@ def classify_exception(exc: BaseException) -> Failure:  # noqa: PLR0911, PLR0912
         if isinstance(err, BotoConnectionError):
             return Failure("unreachable", f"cannot connect: {_short(err)}")
     for err in chain:
+        if loop := _redirect_loop(err):
+            return loop
         http_status = _aiohttp_status(err)
         if http_status is not None:
             headers = getattr(err, "headers", None) or {}
@@ -144,6 +146,25 @@ def _aiohttp_status(err: BaseException) -> int | None:
     if isinstance(err, aiohttp.ClientResponseError):
         return int(err.status)
     return None
+
+
+def _redirect_loop(err: BaseException) -> Failure | None:
+    """aiohttp's TooManyRedirects (it carries no status): the remote sends requests round
+    in redirects, often a sign-in page or an http/https pair sending back and forth."""
+    try:
+        from aiohttp import TooManyRedirects
+    except ImportError:  # pragma: no cover - aiohttp always comes with dvc-http
+        return None
+    if not isinstance(err, TooManyRedirects) or not err.history:
+        return None
+    last = err.history[-1]
+    where = last.url.with_user(None).with_query(None).with_fragment(None)
+    answer = f"HTTP {last.status}: redirected {len(err.history)} times"
+    detail = (
+        f"{answer} without an answer, the last time from {where}: a redirect loop; "
+        "check the remote's URL"
+    )
+    return Failure("error", detail, refused=True, answer=answer)
 
 
 def _seconds(value: str | None) -> float | None:

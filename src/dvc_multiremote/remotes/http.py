@@ -6,6 +6,7 @@ import asyncio
 import logging
 import shlex
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dvc_multiremote.inventory import ObjectRef
@@ -215,7 +216,9 @@ class HttpRemote(Remote):
                 retry_after = retry_after_seconds(headers.get("Retry-After"))
             except Exception as exc:  # noqa: BLE001
                 failure = classify_exception(exc)
-                failure = Failure(failure.state, failure.detail, transient=failure.state == "error")
+                # A failure to send may pass; an answer that goes round in redirects will not.
+                transient = failure.state == "error" and not failure.refused
+                failure = replace(failure, transient=transient)
             else:
                 if throttle is not None:
                     throttle.heard(status, self.spec.name)
