@@ -10,6 +10,7 @@ import pytest
 
 from projects import FILES, TOKEN, Project, World
 from servers.dagshub import DagsHubRemoteServer
+from servers.link import LinkRelay
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -141,6 +142,23 @@ def test_a_remote_whose_redirects_go_round_is_named_as_such_not_as_fine(world: W
     # The probe's HEAD and the redirects aiohttp follows (5 answers in all), once: asking
     # again would go round the same way, so it is not retried.
     assert world.dagshub.count("HEAD") == 5
+
+
+def test_a_runner_behind_an_http_proxy_reaches_dagshub_through_it(world: World) -> None:
+    """``HTTP_PROXY`` set, as on a runner whose network goes through a proxy: the checks (our
+    own session) and the downloads (DVC's) all go through it, none around it."""
+    clone = world.clone()
+    with LinkRelay(world.dagshub.port) as proxy:
+        env = {"HTTP_PROXY": proxy.base_url, "NO_PROXY": "", "no_proxy": ""}
+        run = world.run_in(clone, "pull", "-r", "dagshub", env=env)
+        through = proxy.requests()
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.remote("dagshub")["objects_served"] == ALL
+    assert _workspace_complete(clone, world)
+    # An HTTP proxy is asked for the whole URL; every request DagsHub saw came that way.
+    assert len(through) == len(world.dagshub.requests)
+    assert all(r.path.startswith(world.dagshub.base_url) for r in through)
+    assert {r.method for r in through} == {"HEAD", "GET"}
 
 
 def test_credentials_a_user_wrote_in_config_local_stay_home_too(
