@@ -130,7 +130,7 @@ def test_a_remote_that_refuses_head_is_checked_with_ranged_gets(world: World) ->
 
 
 def test_a_remote_whose_redirects_go_round_is_named_as_such_not_as_fine(world: World) -> None:
-    world.dagshub.redirect_loop = True
+    world.dagshub.redirect_loop = ("GET", "HEAD")
     run = world.verify()
     assert run.code == 3, run.stdout + run.stderr
     dagshub = run.remote("dagshub")
@@ -142,6 +142,26 @@ def test_a_remote_whose_redirects_go_round_is_named_as_such_not_as_fine(world: W
     # The probe's HEAD and the redirects aiohttp follows (5 answers in all), once: asking
     # again would go round the same way, so it is not retried.
     assert world.dagshub.count("HEAD") == 5
+
+
+def test_downloads_that_go_round_in_redirects_are_not_asked_again(
+    world: World, dead_url: str
+) -> None:
+    # HEAD answers (the probe passes), every GET goes round. DVC's client follows 10
+    # redirects and tries 5 times itself: 50 answers each time we ask for an object. We ask
+    # once per pass (the manifest twice: with the manifests, then with the rest), not 3 times.
+    world.dagshub.redirect_loop = ("GET",)
+    clone = world.clone_with_b2_dead(dead_url)
+    run = world.run_in(clone, "pull", "-j", "4")
+    assert run.code != 0, run.stdout + run.stderr
+    assert run.report is not None
+    assert len(run.report["missing"]) == ALL - FILES  # the manifest and model.bin
+    assert world.dagshub.count("GET") == 50 * 3
+    # Its downloads failed: that says nothing of what it holds, and the run says so.
+    assert all(m["missing_on"] == [] for m in run.report["missing"])
+    assert "not on dagshub" not in run.stdout
+    assert "dagshub: 2 download(s) failed, so it may hold those objects all the same" in run.stdout
+    assert "a redirect loop" in run.stdout
 
 
 def test_a_runner_behind_an_http_proxy_reaches_dagshub_through_it(world: World) -> None:

@@ -368,7 +368,7 @@ def to_text(report: Report, verdict: Verdict, *, verbose: bool = False) -> str:
     if listed:
         lines += ["", _missing_title(report).capitalize() + ":"]
         lines += [
-            f"  {m.path}  (not on {', '.join(m.missing_on) or 'any remote'})"
+            f"  {m.path}" + (f"  (not on {', '.join(m.missing_on)})" if m.missing_on else "")
             for m in listed[:MAX_ROWS]
         ]
         if len(listed) > MAX_ROWS:

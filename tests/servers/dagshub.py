@@ -71,7 +71,7 @@ class _Handler(QuietHandler):
                 self.send_body(401, b"Unauthorized", {"WWW-Authenticate": _CHALLENGE})
             elif self.command == "HEAD" and owner.refuse_head:
                 self.send_body(405, b"Method Not Allowed", {"Allow": "GET, POST, PUT"})
-            elif self.command in ("GET", "HEAD") and owner.redirect_loop:
+            elif self.command in owner.redirect_loop:
                 self.send_body(302, b"", {"Location": self.path})
             elif self.command == "GET" and self.path.startswith(SIGN_IN):
                 self.send_body(200, SIGN_IN_PAGE, {"Content-Type": "text/html"})
@@ -166,7 +166,7 @@ class DagsHubRemoteServer(LoopbackServer):
         redirect_gets_to: str | None = None,
         refuse_authorization: bool = False,
         redirect_uploads: tuple[int, str] | None = None,
-        redirect_loop: bool = False,
+        redirect_loop: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.bind_host = bind_host
@@ -176,7 +176,7 @@ class DagsHubRemoteServer(LoopbackServer):
         # (status, prefix): uploads answer ``status`` to ``prefix`` + their path, which maps to
         # the same files (a moved repository) unless it is the sign-in page.
         self.redirect_uploads = redirect_uploads
-        # Every GET and HEAD answers 302 to itself, as a server whose redirects go round.
+        # Requests of these methods answer 302 to themselves, as when redirects go round.
         self.redirect_loop = redirect_loop
         self.latency = latency  # seconds every request waits, as over a real network
         self.root = Path(root)

@@ -3,31 +3,30 @@ remote that lacks it, ``--jobs`` at once."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 from dvc_multiremote.commands.copy_plan import Copy
 from dvc_multiremote.remotes import RemoteFailed
 from dvc_multiremote.remotes.concurrency import Feed
 from dvc_multiremote.remotes.transfer import (
-    HASH_INLINE_BYTES,
     ObjectCorrupt,
     ObjectFailed,
     ObjectMissing,
     download_async,
+    hashing,
     md5_matches,
     upload_async,
 )
 from dvc_multiremote.scope import local_cache_path
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
     from dvc_multiremote.commands.budget import Budget
     from dvc_multiremote.commands.sync import Tally
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
     from dvc_multiremote.remotes import Remote
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class Copier:
@@ -80,7 +78,9 @@ class Copier:
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         try:
-            if self.feed is not None and kind is not None:
+            if kind is None:
+                self._close()
+            elif self.feed is not None:
                 # Interrupted (SIGTERM, Ctrl-C) or failed: start nothing new, let running
                 # copies end; the run's own exception is the one that propagates.
                 self.feed.stop()
@@ -88,7 +88,6 @@ class Copier:
                     self._close()
                 except Exception as exc:  # noqa: BLE001 - the run already fails
                     log.debug("a copy failed while the run stopped: %s", exc)
-            self._close()
         finally:
             self.threads.shutdown(wait=True)
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -145,14 +144,15 @@ class Copier:
         """Bring one object from the best source that delivers good bytes to each destination."""
         budget, tally = self.budget, self.tally
         destinations = [self.by_name[name] for name in copy.destinations]
+        local = copy.local
         if (
             copy.obj.is_dir
-            and copy.local is not None
-            and copy.local.exists()
-            and await self._matches(copy.local, copy.obj)
+            and local is not None
+            and local.exists()
+            and await hashing(local, lambda: md5_matches(local, copy.obj), self.threads)
         ):
             # The manifest was read (and checked) while expanding the scope: no second download.
-            await self._deliver(copy, destinations, copy.local, copy.sources[0])
+            await self._deliver(copy, destinations, local, copy.sources[0])
             return
         for name in copy.sources:
             source = self.by_name[name]
@@ -205,15 +205,6 @@ class Copier:
                 tally.note(tally.failed, copy.obj, destination.spec.name)
                 continue
             tally.copied(source, destination.spec.name, copy.obj, size)
-
-    async def _matches(self, path: Path, obj: ObjectRef) -> bool:
-        """``md5_matches`` in place for a small file, else on a thread."""
-        if path.stat().st_size <= HASH_INLINE_BYTES:
-            return md5_matches(path, obj)
-        return await self._on_thread(md5_matches, path, obj)
-
-    async def _on_thread(self, call: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.threads, call, *args)
 
 
 def _all_there(remote: Remote, tally: Tally, objs: Iterable[ObjectRef]) -> bool:

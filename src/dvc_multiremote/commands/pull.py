@@ -62,6 +62,9 @@ class FetchResult:
     served: dict[str, Counter] = field(default_factory=dict)
     lacking: dict[ObjectRef, set[str]] = field(default_factory=dict)
     corrupt: dict[ObjectRef, set[str]] = field(default_factory=dict)
+    # Downloads that failed (after retries, or refused): the object may well be there.
+    failed: dict[ObjectRef, set[str]] = field(default_factory=dict)
+    failure: dict[str, str] = field(default_factory=dict)  # per remote: the first reason
     unresolved: list[ObjectRef] = field(default_factory=list)
 
 
@@ -148,7 +151,11 @@ class Fetcher:
     def _failed(self, remote: Remote, obj: ObjectRef, exc: Exception) -> None:
         if isinstance(exc, ObjectCorrupt):
             self._note(self.result.corrupt, obj, remote)
-        elif isinstance(exc, (RemoteFailed, ObjectFailed)):
+        elif isinstance(exc, ObjectFailed):
+            log.debug("%s not from %s: %s", obj.md5, remote.spec.name, exc)
+            self._note(self.result.failed, obj, remote)
+            self.result.failure.setdefault(remote.spec.name, exc.reason)
+        elif isinstance(exc, RemoteFailed):
             log.debug("%s not from %s: %s", obj.md5, remote.spec.name, exc)
         else:
             raise exc
@@ -330,7 +337,7 @@ def _report(
             path=objects.get(obj, obj.md5),
             size=None,
             missing_on=sorted(result.lacking.get(obj, set()) | result.corrupt.get(obj, set()))
-            or answered,
+            or [name for name in answered if name not in result.failed.get(obj, set())],
         )
         for obj in sorted(unresolved, key=lambda o: objects.get(o, o.md5))
     ]
@@ -353,6 +360,11 @@ def _report(
             notes.append(
                 f"Fell back past {remote.spec.name} ({remote.status.state}: {remote.status.message})."
             )
+    for name, why in result.failure.items():
+        count = sum(1 for names in result.failed.values() if name in names)
+        notes.append(
+            f"{name}: {count} download(s) failed, so it may hold those objects all the same: {why}"
+        )
     corrupt = sorted({name for names in result.corrupt.values() for name in names})
     if corrupt:
         notes.append(f"Corrupt copies were refused from: {', '.join(corrupt)}.")

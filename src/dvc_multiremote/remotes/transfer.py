@@ -131,7 +131,9 @@ def _judge(
         remote.status.fail(failure)
         raise RemoteFailed(failure.detail) from exc
     log.debug("%s on %s failed (attempt %d): %s", what, remote.spec.name, number, failure.detail)
-    if number >= MAX_ATTEMPTS:
+    if number >= MAX_ATTEMPTS or failure.refused:
+        # A request the server turned down as such (redirects that go round, say) would be
+        # turned down again: not asked twice.
         raise ObjectFailed(f"{what}: {failure.detail}", failure.detail) from exc
     return _backoff(number, failure)
 
@@ -230,15 +232,21 @@ async def download_async(
 
     async def get() -> Fetched:
         await fetch_to(remote, obj, path, size)
-        if path.stat().st_size > HASH_INLINE_BYTES:
-            return await loop.run_in_executor(None, _checked, remote, obj, path)
-        return _checked(remote, obj, path)
+        return await hashing(path, lambda: _checked(remote, obj, path))
 
     try:
         return await attempt_async(remote, get, f"download of {obj.md5}")
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+async def hashing(path: Path, check: Callable[[], T], threads: Executor | None = None) -> T:
+    """``check``, a hash of ``path``, from a coroutine: in place when the file is small (less
+    than a hop to a thread costs), else on ``threads`` (the loop's default executor)."""
+    if path.stat().st_size <= HASH_INLINE_BYTES:
+        return check()
+    return await asyncio.get_running_loop().run_in_executor(threads, check)
 
 
 def _runs_on(remote: Remote, loop: asyncio.AbstractEventLoop) -> bool:
